@@ -19,6 +19,8 @@ PGDATA="${USER_SYNC_PGDATA:-$ROOT/.local/pgdata}"
 SOCKDIR="${USER_SYNC_SOCKDIR:-/tmp}"
 PASSWORD=postgres
 DB_URL="postgresql://postgres:${PASSWORD}@127.0.0.1:${PORT}/postgres"
+# The Supabase CLI insists on TLS for any address but 127.0.0.1:54322.
+CLI_DB_URL="$DB_URL"; [ "$PORT" = 54322 ] || CLI_DB_URL="$DB_URL?sslmode=disable"
 ADMIN_URL="postgresql://supabase_admin:${PASSWORD}@127.0.0.1:${PORT}/postgres"
 SUPABASE="$ROOT/node_modules/.bin/supabase"
 EXT_DIR="/usr/share/postgresql/15/extension"
@@ -116,12 +118,12 @@ EOF
 psql_admin() { PGPASSWORD="$PASSWORD" psql -X -h 127.0.0.1 -p "$PORT" -U supabase_admin -d postgres "$@"; }
 
 cmd_push() {
-  (cd "$ROOT" && "$SUPABASE" db push --db-url "$DB_URL" --include-all --yes)
+  (cd "$ROOT" && "$SUPABASE" db push --db-url "$CLI_DB_URL" --include-all --yes)
 }
 
 cmd_lint() {
-  (cd "$ROOT" && "$SUPABASE" db lint --db-url "$DB_URL" --schema public,user_sync --level warning --fail-on warning)
-  (cd "$ROOT" && "$SUPABASE" db advisors --db-url "$DB_URL" --type all --level warn --fail-on warn)
+  (cd "$ROOT" && "$SUPABASE" db lint --db-url "$CLI_DB_URL" --schema public,user_sync --level warning --fail-on warning)
+  (cd "$ROOT" && "$SUPABASE" db advisors --db-url "$CLI_DB_URL" --type all --level warn --fail-on warn)
 }
 
 cmd_stop() {

@@ -229,7 +229,6 @@ create table if not exists user_sync.runs (
 comment on table user_sync.runs is 'One row per user_sync.reconcile() call (including dry runs and skipped overlapping calls).';
 comment on column user_sync.runs.source is 'Who asked: cron, manual, api, admin, ...';
 comment on column user_sync.runs.status is 'ok, errors (some users could not be synced, see user_sync.errors), failed (nothing applied), skipped (another run was in progress).';
-create index if not exists runs_started_at_idx on user_sync.runs (started_at desc);
 revoke all on user_sync.runs from public, anon, authenticated;
 grant select on user_sync.runs to service_role;
 
@@ -722,11 +721,11 @@ begin
 
   return (
     select jsonb_build_object(
-      'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'skipped', false, 'status', r.status,
-      'auth_users', r.auth_users, 'profiles', r.profiles,
-      'inserted', r.inserted, 'updated', r.updated, 'deleted', r.deleted, 'unchanged', r.unchanged,
-      'errors', r.errors, 'error', r.error, 'duration_ms', r.duration_ms)
-    from user_sync.runs r where r.id = v_run_id
+      'run_id', ru.id, 'source', ru.source, 'dry_run', ru.dry_run, 'skipped', false, 'status', ru.status,
+      'auth_users', ru.auth_users, 'profiles', ru.profiles,
+      'inserted', ru.inserted, 'updated', ru.updated, 'deleted', ru.deleted, 'unchanged', ru.unchanged,
+      'errors', ru.errors, 'error', ru.error, 'duration_ms', ru.duration_ms)
+    from user_sync.runs ru where ru.id = v_run_id
   );
 end
 $$;

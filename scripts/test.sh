@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, starts a throwaway Supabase-like
+# database on 127.0.0.1:54322, applies the migrations with the Supabase CLI, lints,
+# runs the pgTAP suite (pg_prove) and the Deno suites, stops the database.
+# Exits non-zero on any failure. Usage: npm test  (or bash scripts/test.sh)
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export USER_SYNC_PGDATA="${USER_SYNC_TEST_PGDATA:-$ROOT/.local/test-pgdata}"
+DB="bash $ROOT/scripts/db.sh"
+export USER_SYNC_DB_PORT="${USER_SYNC_DB_PORT:-54322}"
+PORT="$USER_SYNC_DB_PORT"
+
+passed=0
+failed=0
+step() {
+  local name="$1"; shift
+  printf '\n==> %s\n' "$name"
+  if "$@"; then passed=$((passed + 1)); printf '<== %s: ok\n' "$name"
+  else failed=$((failed + 1)); printf '<== %s: FAILED\n' "$name"; fi
+}
+
+cleanup() { $DB stop || true; }
+trap cleanup EXIT
+
+$DB install || exit 1
+if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && ! $DB psql -Atc 'select 1' >/dev/null 2>&1; then
+  echo "port $PORT is taken by another server: stop it (npm start uses it too) and retry" >&2
+  exit 1
+fi
+$DB start --fresh || exit 1
+step "migrations (supabase db push)" $DB push || true
+step "lint (supabase db lint + db advisors)" $DB lint
+
+export PGPASSWORD=postgres
+step "pgTAP suite (pg_prove)" pg_prove --ext .sql -h 127.0.0.1 -p "$PORT" -U supabase_admin -d postgres supabase/tests/
+
+if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/dev/null; then
+  step "Deno suites" "$ROOT/node_modules/.bin/deno" task test:deno
+fi
+
+printf '\nsteps: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" = 0 ]
