@@ -25,7 +25,8 @@ cleanup() { $DB stop || true; }
 trap cleanup EXIT
 
 $DB install || exit 1
-if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && ! $DB psql -Atc 'select 1' >/dev/null 2>&1; then
+$DB stop >/dev/null 2>&1 || true
+if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
   echo "port $PORT is taken by another server: stop it (npm start uses it too) and retry" >&2
   exit 1
 fi
