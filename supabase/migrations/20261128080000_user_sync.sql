@@ -280,15 +280,21 @@ comment on function user_sync.record_error(uuid, text, text, text, text, bigint)
 revoke execute on function user_sync.record_error(uuid, text, text, text, text, bigint) from public, anon, authenticated;
 
 -- -----------------------------------------------------------------------------
--- user_sync.resolve_errors: mark a user's open errors resolved after a good sync.
+-- user_sync.resolve_errors: mark a user's open errors resolved after a good sync;
+-- like record_error it never raises.
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.resolve_errors(p_user_id uuid) returns void
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
+begin
   update user_sync.errors set resolved_at = now()
   where user_id = p_user_id and resolved_at is null;
+exception when others then
+  -- A broken error log must never turn a good sync into a failed one.
+  raise warning 'user_sync: could not resolve the errors of user %: %', p_user_id, sqlerrm;
+end
 $$;
 comment on function user_sync.resolve_errors(uuid) is 'Marks the open errors of one user resolved (called after a successful sync of that user).';
 revoke execute on function user_sync.resolve_errors(uuid) from public, anon, authenticated;
