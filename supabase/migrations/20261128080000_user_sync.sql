@@ -125,7 +125,8 @@ select
     nullif(btrim(translate(split_part(au.email, '@', 1), k.ctrl, k.sp), k.ws), '')
   ), (select cfg.name_max_length from user_sync.config cfg)), k.ws), '') as name,
   case
-    when char_length(c.avatar) <= 2048 and c.avatar ~* '^https?://[^[:space:][:cntrl:]]+$' then c.avatar
+    when char_length(c.avatar_url) <= 2048 and c.avatar_url ~* '^https?://[^[:space:][:cntrl:]]+$' then c.avatar_url
+    when char_length(c.picture) <= 2048 and c.picture ~* '^https?://[^[:space:][:cntrl:]]+$' then c.picture
   end as avatar_url,
   coalesce(r.role, (select cfg.default_role from user_sync.config cfg), 'user') as role,
   case when jsonb_typeof(au.raw_app_meta_data -> 'provider') = 'string'
@@ -168,10 +169,8 @@ cross join lateral (
     case when jsonb_typeof(au.raw_user_meta_data -> 'user_name') = 'string' then au.raw_user_meta_data ->> 'user_name' end as user_name,
     case when jsonb_typeof(au.raw_user_meta_data -> 'preferred_username') = 'string' then au.raw_user_meta_data ->> 'preferred_username' end as preferred_username,
     case when jsonb_typeof(au.raw_user_meta_data -> 'nickname') = 'string' then au.raw_user_meta_data ->> 'nickname' end as nickname,
-    coalesce(
-      case when jsonb_typeof(au.raw_user_meta_data -> 'avatar_url') = 'string' then nullif(btrim(au.raw_user_meta_data ->> 'avatar_url'), '') end,
-      case when jsonb_typeof(au.raw_user_meta_data -> 'picture') = 'string' then nullif(btrim(au.raw_user_meta_data ->> 'picture'), '') end
-    ) as avatar
+    case when jsonb_typeof(au.raw_user_meta_data -> 'avatar_url') = 'string' then btrim(au.raw_user_meta_data ->> 'avatar_url') end as avatar_url,
+    case when jsonb_typeof(au.raw_user_meta_data -> 'picture') = 'string' then btrim(au.raw_user_meta_data ->> 'picture') end as picture
 ) c
 left join user_sync.roles r
   on r.role = case when jsonb_typeof(au.raw_app_meta_data -> 'role') = 'string' then au.raw_app_meta_data ->> 'role' end;
