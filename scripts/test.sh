@@ -41,5 +41,7 @@ if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/
   step "Deno suites" "$ROOT/node_modules/.bin/deno" task test:deno
 fi
 
+$DB stop >/dev/null 2>&1 || true
+trap - EXIT
 printf '\nsteps: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" = 0 ]
