@@ -1,0 +1,150 @@
+// create-user: creates the auth user through Supabase Auth's admin API (the role
+// goes to app_metadata, where only the service role can write), then makes sure the
+// profile exists (user_sync.sync_user) before answering 201 {user: <profile>}.
+// If Auth succeeded but the profile could not be confirmed, the answer (503,
+// code profile_not_confirmed, with the user id) and user_sync.errors say so.
+import { createClient, isAuthApiError, isAuthRetryableFetchError } from "@supabase/supabase-js";
+import { z } from "zod";
+import { requireServiceOrAdmin } from "../_shared/auth.ts";
+import { sqlState } from "../_shared/db.ts";
+import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
+import { errorFields } from "../_shared/log.ts";
+import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+
+export const FN = "create-user";
+
+const httpUrl = z.string().max(2048).refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "http:" || u.protocol === "https:") && !/[\s\p{Cc}]/u.test(v);
+  } catch {
+    return false;
+  }
+}, "must be an http(s) URL");
+
+export const CreateUserBody = z.strictObject({
+  email: z.email().max(255).optional(),
+  phone: z.string().regex(/^\+?[1-9]\d{6,14}$/, "must be an E.164 phone number").optional(),
+  password: z.string().min(6).max(72).optional(),
+  email_confirm: z.boolean().optional(),
+  phone_confirm: z.boolean().optional(),
+  name: z.string().trim().min(1).max(200).refine((v) => !/\p{Cc}/u.test(v), "must not contain control characters").optional(),
+  avatar_url: httpUrl.optional(),
+  role: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "must be a role name").optional(),
+  user_metadata: z.record(z.string(), z.unknown()).optional(),
+}).refine((b) => b.email !== undefined || b.phone !== undefined, {
+  message: "email or phone is required",
+  path: ["email"],
+});
+export type CreateUserInput = z.infer<typeof CreateUserBody>;
+
+async function confirmProfile(ctx: FunctionContext, userId: string) {
+  const timeout = String(ctx.config.statementTimeoutMs);
+  return await ctx.sql().begin(async (tx) => {
+    await tx`select set_config('statement_timeout', ${timeout}, true)`;
+    const [{ result }] = await tx<{ result: string }[]>`select user_sync.sync_user(${userId}) as result`;
+    const [profile] = await tx`select * from public.users where id = ${userId}`;
+    return { result, profile };
+  });
+}
+
+export const createCreateUserHandler = defineFunction({
+  name: FN,
+  methods: ["POST"],
+  async handle(ctx, req) {
+    const caller = await ctx.caller(req);
+    requireServiceOrAdmin(caller);
+
+    const parsed = CreateUserBody.safeParse(await readJson(req));
+    if (!parsed.success) {
+      throw new HttpError(400, "invalid_input", "Invalid request body.", zodDetails(parsed.error.issues));
+    }
+    const input = parsed.data;
+
+    if (input.role !== undefined) {
+      const [known] = await ctx.sql()<{ ok: boolean }[]>`
+        select exists (select 1 from user_sync.roles where role = ${input.role}) as ok`;
+      if (!known.ok) {
+        throw new HttpError(400, "invalid_input", "Invalid request body.", [
+          { path: "role", code: "unknown_role", message: "is not a known role (user_sync.roles)" },
+        ]);
+      }
+    }
+
+    const userMetadata: Record<string, unknown> = { ...(input.user_metadata ?? {}) };
+    // full_name is the first source of the profile name; avatar_url of the avatar.
+    if (input.name !== undefined) userMetadata.full_name = input.name;
+    if (input.avatar_url !== undefined) userMetadata.avatar_url = input.avatar_url;
+
+    const auth = createClient(ctx.config.supabaseUrl, ctx.config.authAdminKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      global: { fetch: ctx.fetch },
+    });
+    const { data, error } = await auth.auth.admin.createUser({
+      email: input.email,
+      phone: input.phone,
+      password: input.password,
+      email_confirm: input.email_confirm,
+      phone_confirm: input.phone_confirm,
+      user_metadata: userMetadata,
+      app_metadata: input.role !== undefined ? { role: input.role } : undefined,
+    });
+    if (error || !data.user) throw authFailure(ctx, error);
+    const userId = data.user.id;
+    ctx.log("info", "auth user created", { user_id: userId, role: input.role ?? null });
+
+    try {
+      const { result, profile } = await confirmProfile(ctx, userId);
+      if (!profile) throw Object.assign(new Error("profile missing after user_sync.sync_user"), { code: "P0002" });
+      ctx.log("info", "user created", { user_id: userId, profile: result });
+      return json(201, { user: profile });
+    } catch (err) {
+      const state = sqlState(err) ?? (err as { code?: unknown })?.code;
+      const message = err instanceof Error ? err.message : String(err);
+      let recorded = false;
+      try {
+        await ctx.sql()`select user_sync.record_error(${userId}, ${FN}, ${
+          typeof state === "string" ? state : null
+        }, ${`profile not confirmed after Auth created the user: ${message}`}, ${null}, ${null})`;
+        recorded = true;
+      } catch (recordErr) {
+        ctx.log("error", "error not recorded", { user_id: userId, ...errorFields(recordErr) });
+      }
+      ctx.log("error", "profile not confirmed", { user_id: userId, recorded, ...errorFields(err) });
+      throw new HttpError(
+        503,
+        "profile_not_confirmed",
+        "The auth user was created but its profile could not be confirmed; the next reconcile will create it.",
+        { user_id: userId, auth_user_created: true, error_recorded: recorded },
+      );
+    }
+  },
+});
+
+/** Maps an Auth admin API failure to our contract. */
+function authFailure(ctx: FunctionContext, error: unknown): HttpError {
+  if (isAuthRetryableFetchError(error)) {
+    ctx.log("error", "auth unavailable", errorFields(error));
+    return new HttpError(503, "auth_unavailable", "Supabase Auth is unreachable; try again later.");
+  }
+  if (isAuthApiError(error)) {
+    const code = error.code ?? "";
+    if (["email_exists", "phone_exists", "user_already_exists", "identity_already_exists"].includes(code)) {
+      return new HttpError(409, "conflict", "A user with this email or phone already exists.", { auth_code: code });
+    }
+    if (error.status === 401 || (error.status === 403 && ["not_admin", "bad_jwt", "no_authorization"].includes(code))) {
+      ctx.log("error", "auth rejected the service key", errorFields(error));
+      return new HttpError(503, "auth_unavailable", "Supabase Auth rejected the function's service key.");
+    }
+    if (error.status === 403) {
+      return new HttpError(403, "forbidden", error.message, { auth_code: code || undefined });
+    }
+    if (error.status >= 400 && error.status < 500) {
+      return new HttpError(400, "invalid_input", error.message, { auth_code: code || undefined });
+    }
+    ctx.log("error", "auth error", errorFields(error));
+    return new HttpError(503, "auth_unavailable", "Supabase Auth failed; try again later.");
+  }
+  ctx.log("error", "auth error", errorFields(error));
+  return new HttpError(503, "auth_unavailable", "Supabase Auth failed; try again later.");
+}

@@ -1,0 +1,114 @@
+// sync-all: POST runs user_sync.reconcile() and answers its report; GET answers
+// user_sync.status(). Callers: the cron job (secret key) and admins.
+// All the work happens in SQL, set-based: no user list ever passes through here.
+import { z } from "zod";
+import { requireServiceOrAdmin } from "../_shared/auth.ts";
+import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
+import { defineFunction } from "../_shared/runtime.ts";
+
+export const FN = "sync-all";
+
+const PostBody = z.strictObject({
+  dry_run: z.boolean().optional(),
+  source: z.literal("cron").optional(),
+});
+
+interface Report {
+  run_id?: number;
+  source?: string;
+  dry_run?: boolean;
+  skipped?: boolean;
+  status?: string;
+  auth_users?: number;
+  profiles?: number;
+  inserted?: number;
+  updated?: number;
+  deleted?: number;
+  unchanged?: number;
+  errors?: number;
+  error?: string | null;
+  duration_ms?: number;
+}
+
+export const createSyncAllHandler = defineFunction({
+  name: FN,
+  methods: ["GET", "POST"],
+  async handle(ctx, req) {
+    const caller = await ctx.caller(req);
+    requireServiceOrAdmin(caller);
+
+    if (req.method === "GET") {
+      const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
+        select user_sync.status() as status`;
+      return json(200, row.status);
+    }
+
+    const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
+    if (!parsed.success) {
+      throw new HttpError(400, "invalid_input", "Invalid request body.", zodDetails(parsed.error.issues));
+    }
+    const dryRun = parsed.data.dry_run ?? false;
+    if (parsed.data.source === "cron" && caller.kind !== "service") {
+      throw new HttpError(403, "forbidden", "Only the cron job (secret key) may run as source \"cron\".");
+    }
+    const source = parsed.data.source ?? (caller.kind === "service" ? "api" : "admin");
+
+    const started = performance.now();
+    ctx.log("info", "sync started", { source, dry_run: dryRun });
+    let report: Report;
+    try {
+      const timeout = ctx.config.reconcileStatementTimeout;
+      report = await ctx.sql().begin(async (tx) => {
+        // A long run must not be cut by a platform-wide statement cap.
+        await tx`select set_config('statement_timeout', ${timeout}, true)`;
+        const [row] = await tx<{ report: Report }[]>`
+          select user_sync.reconcile(${dryRun}, ${source}) as report`;
+        return row.report;
+      }) as Report;
+    } catch (err) {
+      ctx.log("error", "sync failed", {
+        source,
+        dry_run: dryRun,
+        duration_ms: Math.round(performance.now() - started),
+        error: err instanceof Error ? err.message : String(err),
+        error_code: (err as { code?: unknown })?.code,
+      });
+      throw err;
+    }
+
+    const counts = {
+      source,
+      dry_run: dryRun,
+      run_id: report.run_id,
+      auth_users: report.auth_users,
+      profiles: report.profiles,
+      inserted: report.inserted,
+      updated: report.updated,
+      deleted: report.deleted,
+      unchanged: report.unchanged,
+      errors: report.errors,
+      duration_ms: report.duration_ms ?? Math.round(performance.now() - started),
+    };
+    if (report.skipped) {
+      ctx.log("info", "sync skipped", { source, dry_run: dryRun, run_id: report.run_id, reason: "another reconcile is in progress" });
+      return json(200, report);
+    }
+    if (report.status === "failed") {
+      ctx.log("error", "sync failed", { ...counts, error: report.error });
+      throw new HttpError(500, "sync_failed", "The reconcile failed; nothing was changed.", report);
+    }
+    const synced = (report.inserted ?? 0) + (report.updated ?? 0) + (report.deleted ?? 0);
+    if ((report.errors ?? 0) > 0 || report.status === "errors") {
+      ctx.log("warn", "sync completed with errors", {
+        ...counts,
+        message: `sync completed with errors: ${synced} users synced, ${report.errors} failed`,
+      });
+    } else {
+      ctx.log("info", "sync completed", {
+        ...counts,
+        message: `sync completed with ${synced} users ${dryRun ? "to sync (dry run)" : "synced"}`,
+      });
+    }
+    return json(200, report);
+  },
+});
