@@ -70,3 +70,54 @@ export function sqlState(err: unknown): string | null {
   }
   return null;
 }
+
+// ---------------------------------------------------------------------------
+// Transactions in one round trip
+// ---------------------------------------------------------------------------
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * SQL literals for the few values `transaction` statements carry. Each accepts only
+ * a strict shape (checked here, whatever the caller validated), so nothing else can
+ * ever be spliced into SQL text.
+ */
+export const literal = {
+  uuid(value: string): string {
+    if (!UUID_RE.test(value)) throw new TypeError("literal.uuid: not a uuid");
+    return `'${value.toLowerCase()}'::uuid`;
+  },
+  bool(value: boolean): string {
+    if (typeof value !== "boolean") throw new TypeError("literal.bool: not a boolean");
+    return value ? "true" : "false";
+  },
+  /** Lower-case words such as a run source (`cron`, `api`, `admin`). */
+  word(value: string): string {
+    if (!/^[a-z][a-z0-9_-]{0,39}$/.test(value)) throw new TypeError("literal.word: not a word");
+    return `'${value}'`;
+  },
+  /** A Postgres duration: milliseconds, or a number with ms, s, min or h. */
+  duration(value: string | number): string {
+    const text = String(value);
+    if (!/^\d{1,9}(ms|s|min|h)?$/.test(text)) throw new TypeError("literal.duration: not a duration");
+    return `'${text}'`;
+  },
+};
+
+/**
+ * Runs `statements` as one transaction with a local statement_timeout, sent as a
+ * single simple-protocol query: one round trip, nothing held between statements,
+ * and no client-side transaction state. (postgres.js's sql.begin() sends ROLLBACK
+ * after a failure; on a connection the server has just closed, postgres.js 3.4.9
+ * then throws an uncaught TypeError from a timer under Deno, which would take the
+ * whole function down. A dead connection here only fails this call.)
+ * Interpolate values only through `literal`. Answers the rows of each statement.
+ */
+export async function transaction(
+  sql: Sql,
+  statementTimeout: string | number,
+  statements: string[],
+): Promise<Record<string, unknown>[][]> {
+  const text = [`set local statement_timeout = ${literal.duration(statementTimeout)}`, ...statements].join(";\n");
+  const results = await sql.unsafe(text) as unknown as Record<string, unknown>[][];
+  return results.slice(1).map((rows) => [...rows]);
+}

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { requireService } from "../_shared/auth.ts";
 import { ConfigError } from "../_shared/config.ts";
-import { isDbUnavailable, sqlState } from "../_shared/db.ts";
+import { isDbUnavailable, literal, sqlState, transaction } from "../_shared/db.ts";
 import { HttpError, json, parseJson, readJsonText, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
@@ -183,13 +183,11 @@ async function handleDatabaseWebhook(ctx: FunctionContext, req: Request, body: s
   }
   const p = parsed.data;
   const userId = (p.type === "DELETE" ? (p.old_record ?? p.record) : p.record)!.id;
-  const timeout = String(ctx.config.statementTimeoutMs);
   try {
-    const result = await ctx.sql().begin(async (tx) => {
-      await tx`select set_config('statement_timeout', ${timeout}, true)`;
-      const [row] = await tx<{ result: string }[]>`select user_sync.sync_user(${userId}) as result`;
-      return row.result;
-    });
+    const [[row]] = await transaction(ctx.sql(), ctx.config.statementTimeoutMs, [
+      `select user_sync.sync_user(${literal.uuid(userId)}) as result`,
+    ]);
+    const result = row.result as string;
     ctx.log("info", "user synced", { webhook: p.type, user_id: userId, result });
     return json(200, { ok: true, type: p.type, user_id: userId, result });
   } catch (err) {

@@ -6,7 +6,7 @@
 import { createClient, isAuthApiError, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
-import { sqlState } from "../_shared/db.ts";
+import { literal, sqlState, transaction } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
@@ -38,14 +38,13 @@ export const CreateUserBody = z.strictObject({
 });
 export type CreateUserInput = z.infer<typeof CreateUserBody>;
 
+/** user_sync.sync_user, then the profile, in one short transaction. */
 async function confirmProfile(ctx: FunctionContext, userId: string) {
-  const timeout = String(ctx.config.statementTimeoutMs);
-  return await ctx.sql().begin(async (tx) => {
-    await tx`select set_config('statement_timeout', ${timeout}, true)`;
-    const [{ result }] = await tx<{ result: string }[]>`select user_sync.sync_user(${userId}) as result`;
-    const [profile] = await tx`select * from public.users where id = ${userId}`;
-    return { result, profile };
-  });
+  const [[synced], [profile]] = await transaction(ctx.sql(), ctx.config.statementTimeoutMs, [
+    `select user_sync.sync_user(${literal.uuid(userId)}) as result`,
+    `select * from public.users where id = ${literal.uuid(userId)}`,
+  ]);
+  return { result: synced?.result as string, profile };
 }
 
 export const createCreateUserHandler = defineFunction({

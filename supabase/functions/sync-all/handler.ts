@@ -3,7 +3,9 @@
 // All the work happens in SQL, set-based: no user list ever passes through here.
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
+import { literal, transaction } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
+import { errorFields } from "../_shared/log.ts";
 import { defineFunction } from "../_shared/runtime.ts";
 
 export const FN = "sync-all";
@@ -57,21 +59,18 @@ export const createSyncAllHandler = defineFunction({
     ctx.log("info", "sync started", { source, dry_run: dryRun });
     let report: Report;
     try {
-      const timeout = ctx.config.reconcileStatementTimeout;
-      report = await ctx.sql().begin(async (tx) => {
-        // A long run must not be cut by a platform-wide statement cap.
-        await tx`select set_config('statement_timeout', ${timeout}, true)`;
-        const [row] = await tx<{ report: Report }[]>`
-          select user_sync.reconcile(${dryRun}, ${source}) as report`;
-        return row.report;
-      }) as Report;
+      // A long run must not be cut by a platform-wide statement cap: its own
+      // statement_timeout, in the reconcile's transaction.
+      const [[row]] = await transaction(ctx.sql(), ctx.config.reconcileStatementTimeout, [
+        `select user_sync.reconcile(${literal.bool(dryRun)}, ${literal.word(source)}) as report`,
+      ]);
+      report = row.report as Report;
     } catch (err) {
       ctx.log("error", "sync failed", {
         source,
         dry_run: dryRun,
         duration_ms: Math.round(performance.now() - started),
-        error: err instanceof Error ? err.message : String(err),
-        error_code: (err as { code?: unknown })?.code,
+        ...errorFields(err),
       });
       throw err;
     }
