@@ -569,6 +569,11 @@ create or replace function user_sync.reconcile(
 language plpgsql
 security definer
 set search_path = ''
+-- Whole-table passes must not turn into nested loops when statistics are stale (a
+-- bulk import not yet analyzed): a nested-loop anti-join that probes public.users
+-- while the same statement inserts into it is quadratic. Hash joins read each side once.
+set enable_nestloop = off
+set enable_mergejoin = off
 as $$
 declare
   v_started timestamptz := clock_timestamp();
