@@ -34,7 +34,9 @@ export function logLines(fn?: string, event?: string): Record<string, unknown>[]
   for (const line of captured) {
     try {
       const rec = JSON.parse(line);
-      if (rec && typeof rec === "object" && (!fn || rec.fn === fn) && (!event || rec.event === event)) {
+      if (
+        rec && typeof rec === "object" && (!fn || rec.fn === fn) && (!event || rec.event === event)
+      ) {
         out.push(rec);
       }
     } catch {
@@ -69,9 +71,18 @@ export function assertNoSecretsLogged(stack: LocalStack): void {
     for (const secret of secrets) {
       assert.ok(!line.includes(secret), `a log line contains a secret: ${line.slice(0, 120)}…`);
     }
-    assert.ok(!/postgres(ql)?:\/\/[^\s:/@]+:[^\s@\[]+@/.test(line), `a log line contains a DB password: ${line.slice(0, 120)}`);
-    assert.ok(!/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/.test(line), `a log line contains a JWT: ${line.slice(0, 120)}`);
-    assert.ok(!/"stack"|\n\s+at /.test(line), `a log line contains a stack trace: ${line.slice(0, 120)}`);
+    assert.ok(
+      !/postgres(ql)?:\/\/[^\s:/@]+:[^\s@\[]+@/.test(line),
+      `a log line contains a DB password: ${line.slice(0, 120)}`,
+    );
+    assert.ok(
+      !/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/.test(line),
+      `a log line contains a JWT: ${line.slice(0, 120)}`,
+    );
+    assert.ok(
+      !/"stack"|\n\s+at /.test(line),
+      `a log line contains a stack trace: ${line.slice(0, 120)}`,
+    );
   }
 }
 
@@ -89,13 +100,12 @@ export function testStack(options: LocalStackOptions = {}): TestStack {
   let sql: Sql | undefined;
   return {
     stack: () => (started ??= startLocalStack({ port: 0, ...options })),
-    db: () =>
-      (sql ??= postgres(options.dbUrl ?? localDbUrl(), {
-        prepare: false,
-        max: 4,
-        onnotice: () => {},
-        connection: { application_name: "user-sync-tests" },
-      }) as unknown as Sql),
+    db: () => (sql ??= postgres(options.dbUrl ?? localDbUrl(), {
+      prepare: false,
+      max: 4,
+      onnotice: () => {},
+      connection: { application_name: "user-sync-tests" },
+    }) as unknown as Sql),
     async close() {
       if (started) await (await started).close();
       if (sql) await sql.end({ timeout: 2 });
@@ -125,7 +135,11 @@ export interface TestUser {
 }
 
 /** A signed-up, signed-in user; role set through app_metadata by the service role. */
-export async function signedInUser(stack: LocalStack, role?: string, domain = "example.test"): Promise<TestUser> {
+export async function signedInUser(
+  stack: LocalStack,
+  role?: string,
+  domain = "example.test",
+): Promise<TestUser> {
   const email = uniqueEmail(role ?? "user", domain);
   const pw = password();
   const service = client(stack, "service");
@@ -139,7 +153,13 @@ export async function signedInUser(stack: LocalStack, role?: string, domain = "e
   const c = client(stack);
   const { data, error } = await c.auth.signInWithPassword({ email, password: pw });
   if (error || !data.session) throw error ?? new Error("no session");
-  return { id: created.data.user!.id, email, password: pw, accessToken: data.session.access_token, client: c };
+  return {
+    id: created.data.user!.id,
+    email,
+    password: pw,
+    accessToken: data.session.access_token,
+    client: c,
+  };
 }
 
 /** Raw fetch of a function through the gateway. */
@@ -147,6 +167,7 @@ export async function call(
   stack: LocalStack,
   fn: string,
   init: RequestInit & { json?: unknown } = {},
+  // deno-lint-ignore no-explicit-any -- JSON answers, inspected freely by tests
 ): Promise<{ status: number; body: any; headers: Headers; ms: number }> {
   const headers = new Headers(init.headers);
   let body = init.body;
@@ -199,6 +220,7 @@ export function closedPort(): number {
   return port;
 }
 
+// deno-lint-ignore no-explicit-any -- claims of any shape
 export function decodeJwt(token: string): Record<string, any> {
   const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
   return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
@@ -215,6 +237,7 @@ export async function lockUsersTable(db: Sql): Promise<() => Promise<void>> {
   };
 }
 
+// deno-lint-ignore no-explicit-any -- a JSON answer of unknown shape
 export function assertErrorShape(body: any, status: number, code?: string): void {
   assert.equal(typeof body, "object", `status ${status}: body is JSON`);
   assert.equal(typeof body.error?.code, "string", `status ${status}: error.code present`);

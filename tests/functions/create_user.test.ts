@@ -50,7 +50,8 @@ Deno.test({
     assert.deepEqual(u.providers, ["email"]);
     assert.ok(u.email_confirmed_at, "email confirmed");
     // the role lives in app_metadata, where only the service role writes
-    const [au] = await t.db()`select raw_app_meta_data, raw_user_meta_data from auth.users where id = ${u.id}`;
+    const [au] = await t
+      .db()`select raw_app_meta_data, raw_user_meta_data from auth.users where id = ${u.id}`;
     assert.equal(au.raw_app_meta_data.role, "admin");
     assert.equal(au.raw_user_meta_data.role, undefined);
     assert.equal(au.raw_user_meta_data.locale, "en-GB");
@@ -70,7 +71,9 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const admin = await signedInUser(stack, "admin");
-    const viaAdmin = await admin.client.functions.invoke("create-user", { body: { email: uniqueEmail("by-admin") } });
+    const viaAdmin = await admin.client.functions.invoke("create-user", {
+      body: { email: uniqueEmail("by-admin") },
+    });
     assert.equal(viaAdmin.error, null);
     assert.equal(viaAdmin.data.user.role, "user");
     assert.equal(viaAdmin.data.user.email_confirmed_at, null);
@@ -94,10 +97,18 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const email = uniqueEmail("dup");
-    const first = await call(stack, "create-user", { method: "POST", headers: serviceHeaders(stack), json: { email } });
+    const first = await call(stack, "create-user", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: { email },
+    });
     assert.equal(first.status, 201);
-    const [{ n: before }] = await t.db()<{ n: number }[]>`select count(*)::int as n from auth.users`;
-    const again = await client(stack, "service").functions.invoke("create-user", { body: { email: email.toUpperCase() } });
+    const [{ n: before }] = await t.db()<
+      { n: number }[]
+    >`select count(*)::int as n from auth.users`;
+    const again = await client(stack, "service").functions.invoke("create-user", {
+      body: { email: email.toUpperCase() },
+    });
     assert.equal(again.error?.context?.status, 409);
     const body = await again.error.context.json();
     assertErrorShape(body, 409, "conflict");
@@ -119,19 +130,36 @@ Deno.test({
       [{ email: uniqueEmail(), app_metadata: { role: "admin" } }, ""],
     ];
     for (const [body, path] of cases) {
-      const res = await call(stack, "create-user", { method: "POST", headers: serviceHeaders(stack), json: body });
+      const res = await call(stack, "create-user", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: body,
+      });
       assert.equal(res.status, 400, JSON.stringify(body));
       assertErrorShape(res.body, 400, "invalid_input");
       assert.ok(Array.isArray(res.body.error.details));
-      if (path) assert.ok(res.body.error.details.some((d: { path: string }) => d.path === path), JSON.stringify(res.body));
+      if (path) {
+        assert.ok(
+          res.body.error.details.some((d: { path: string }) => d.path === path),
+          JSON.stringify(res.body),
+        );
+      }
     }
     const email = uniqueEmail("unknown-role");
-    const role = await call(stack, "create-user", { method: "POST", headers: serviceHeaders(stack), json: { email, role: "superuser" } });
+    const role = await call(stack, "create-user", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: { email, role: "superuser" },
+    });
     assert.equal(role.status, 400);
     assert.equal(role.body.error.details[0].path, "role");
     const rows = await t.db()`select 1 from auth.users where email = ${email}`;
     assert.equal(rows.length, 0, "no auth user was created");
-    const notJson = await call(stack, "create-user", { method: "POST", headers: { ...serviceHeaders(stack), "content-type": "application/json" }, body: "[1," });
+    const notJson = await call(stack, "create-user", {
+      method: "POST",
+      headers: { ...serviceHeaders(stack), "content-type": "application/json" },
+      body: "[1,",
+    });
     assert.equal(notJson.status, 400);
   },
 });
@@ -141,15 +169,26 @@ Deno.test({
   name: "a sign-up policy rejection by Auth's before_user_created hook is a 403",
   async fn() {
     // this project's Auth calls our auth-webhook, which denies the domain
-    const stack = await startLocalStack({ port: 0, functionEnv: { USER_SYNC_DENIED_EMAIL_DOMAINS: "blocked.test" } });
+    const stack = await startLocalStack({
+      port: 0,
+      functionEnv: { USER_SYNC_DENIED_EMAIL_DOMAINS: "blocked.test" },
+    });
     try {
       const email = uniqueEmail("policy", "blocked.test");
-      const res = await call(stack, "create-user", { method: "POST", headers: serviceHeaders(stack), json: { email } });
+      const res = await call(stack, "create-user", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: { email },
+      });
       assert.equal(res.status, 403);
       assertErrorShape(res.body, 403, "forbidden");
       assert.match(res.body.error.message, /domain/);
       assert.equal((await t.db()`select 1 from auth.users where email = ${email}`).length, 0);
-      const allowed = await call(stack, "create-user", { method: "POST", headers: serviceHeaders(stack), json: { email: uniqueEmail() } });
+      const allowed = await call(stack, "create-user", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: { email: uniqueEmail() },
+      });
       assert.equal(allowed.status, 201);
     } finally {
       await stack.close();
@@ -159,7 +198,8 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "Auth succeeded but the profile could not be confirmed: 503 with the user id, recorded in user_sync.errors",
+  name:
+    "Auth succeeded but the profile could not be confirmed: 503 with the user id, recorded in user_sync.errors",
   async fn() {
     const stack = await t.stack();
     let release: (() => Promise<void>) | undefined;
@@ -178,11 +218,13 @@ Deno.test({
     const email = uniqueEmail("unconfirmed");
     let userId: string;
     try {
-      const res = await handler(new Request("http://localhost/create-user", {
-        method: "POST",
-        headers: { ...serviceHeaders(stack), "content-type": "application/json" },
-        body: JSON.stringify({ email }),
-      }));
+      const res = await handler(
+        new Request("http://localhost/create-user", {
+          method: "POST",
+          headers: { ...serviceHeaders(stack), "content-type": "application/json" },
+          body: JSON.stringify({ email }),
+        }),
+      );
       assert.equal(res.status, 503);
       const body = await res.json();
       assertErrorShape(body, 503, "profile_not_confirmed");
@@ -204,7 +246,8 @@ Deno.test({
     assert.match(errors[0].message, /profile not confirmed/);
     // a later sync of the user heals it and resolves the error
     await t.db()`select user_sync.sync_user(${userId})`;
-    const open = await t.db()`select 1 from user_sync.errors where user_id = ${userId} and resolved_at is null`;
+    const open = await t
+      .db()`select 1 from user_sync.errors where user_id = ${userId} and resolved_at is null`;
     assert.equal(open.length, 0);
   },
 });

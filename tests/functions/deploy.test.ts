@@ -54,7 +54,9 @@ Deno.test("config.toml: each function authenticates in code and uses the shared 
 });
 
 Deno.test("import map: every bare import is mapped, pinned as in deno.json", async () => {
-  const importMap = JSON.parse(await Deno.readTextFile(new URL("supabase/functions/import_map.json", ROOT)));
+  const importMap = JSON.parse(
+    await Deno.readTextFile(new URL("supabase/functions/import_map.json", ROOT)),
+  );
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
   const used = new Set<string>();
   for (const file of await walk(new URL("supabase/functions/", ROOT))) {

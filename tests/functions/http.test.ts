@@ -46,11 +46,13 @@ Deno.test({
   name: "405: wrong methods answer JSON with an Allow header",
   async fn() {
     const stack = await t.stack();
-    for (const [fn, method, allow] of [
-      ["sync-all", "DELETE", "GET, POST, OPTIONS"],
-      ["create-user", "GET", "POST, OPTIONS"],
-      ["auth-webhook", "PUT", "POST, OPTIONS"],
-    ]) {
+    for (
+      const [fn, method, allow] of [
+        ["sync-all", "DELETE", "GET, POST, OPTIONS"],
+        ["create-user", "GET", "POST, OPTIONS"],
+        ["auth-webhook", "PUT", "POST, OPTIONS"],
+      ]
+    ) {
       const res = await call(stack, fn, { method, headers: serviceHeaders(stack) });
       assert.equal(res.status, 405, fn);
       assertErrorShape(res.body, 405, "method_not_allowed");
@@ -80,9 +82,16 @@ Deno.test({
         assert.match(res.headers.get("access-control-allow-headers")!, new RegExp(h));
       }
     }
-    const denied = await call(stack, "sync-all", { method: "GET", headers: { origin: "http://localhost:3000" } });
+    const denied = await call(stack, "sync-all", {
+      method: "GET",
+      headers: { origin: "http://localhost:3000" },
+    });
     assert.equal(denied.status, 401);
-    assert.equal(denied.headers.get("access-control-allow-origin"), "*", "errors carry CORS headers too");
+    assert.equal(
+      denied.headers.get("access-control-allow-origin"),
+      "*",
+      "errors carry CORS headers too",
+    );
   },
 });
 
@@ -96,9 +105,17 @@ Deno.test({
     });
     try {
       const ask = (origin: string) =>
-        handler(new Request("http://localhost/sync-all", { method: "OPTIONS", headers: { origin } }));
-      assert.equal((await ask("https://app.example")).headers.get("access-control-allow-origin"), "https://app.example");
-      assert.equal((await ask("https://evil.example")).headers.get("access-control-allow-origin"), null);
+        handler(
+          new Request("http://localhost/sync-all", { method: "OPTIONS", headers: { origin } }),
+        );
+      assert.equal(
+        (await ask("https://app.example")).headers.get("access-control-allow-origin"),
+        "https://app.example",
+      );
+      assert.equal(
+        (await ask("https://evil.example")).headers.get("access-control-allow-origin"),
+        null,
+      );
     } finally {
       await handler.close();
     }
@@ -127,7 +144,10 @@ Deno.test({
   name: "413: bodies over 1 MiB, declared or streamed without Content-Length",
   async fn() {
     const stack = await t.stack();
-    const big = JSON.stringify({ email: "a@example.test", user_metadata: { blob: "x".repeat(1024 * 1024) } });
+    const big = JSON.stringify({
+      email: "a@example.test",
+      user_metadata: { blob: "x".repeat(1024 * 1024) },
+    });
     const declared = await call(stack, "create-user", {
       method: "POST",
       headers: { ...serviceHeaders(stack), "content-type": "application/json" },
@@ -174,7 +194,9 @@ Deno.test({
     });
     assert.equal(invalid.status, 400);
     assertErrorShape(invalid.body, 400, "invalid_input");
-    const paths = invalid.body.error.details.map((d: { path: string; code: string }) => d.path || d.code);
+    const paths = invalid.body.error.details.map((d: { path: string; code: string }) =>
+      d.path || d.code
+    );
     assert.ok(paths.includes("dry_run"), JSON.stringify(invalid.body));
   },
 });
@@ -196,12 +218,17 @@ Deno.test({
       json: { email: "x@example.test" },
     });
     assert.equal(forged.status, 401);
-    const wrongKey = await call(stack, "sync-all", { headers: { apikey: "sb_secret_not_this_project" } });
+    const wrongKey = await call(stack, "sync-all", {
+      headers: { apikey: "sb_secret_not_this_project" },
+    });
     assert.equal(wrongKey.status, 401);
     assertErrorShape(wrongKey.body, 401, "invalid_credentials");
     // a real token of a real admin, re-signed as expired
     const admin = await signedInUser(stack, "admin");
-    assert.equal((await call(stack, "sync-all", { headers: userHeaders(stack, admin.accessToken) })).status, 200);
+    assert.equal(
+      (await call(stack, "sync-all", { headers: userHeaders(stack, admin.accessToken) })).status,
+      200,
+    );
     const expired = await call(stack, "sync-all", {
       headers: userHeaders(stack, await expire(admin.accessToken, stack.jwtSecret)),
     });
@@ -228,7 +255,9 @@ Deno.test({
     const denied = await plain.client.functions.invoke("sync-all", { method: "GET" });
     assert.equal(denied.error?.context?.status, 403);
     assertErrorShape(await denied.error.context.json(), 403, "forbidden");
-    const deniedCreate = await plain.client.functions.invoke("create-user", { body: { email: "x@example.test" } });
+    const deniedCreate = await plain.client.functions.invoke("create-user", {
+      body: { email: "x@example.test" },
+    });
     assert.equal(deniedCreate.error?.context?.status, 403);
 
     const admin = await signedInUser(stack, "admin");
@@ -249,11 +278,20 @@ Deno.test({
     const stack = await t.stack();
     const db = t.db();
     const user = await signedInUser(stack, "admin");
-    assert.equal((await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status, 200);
+    assert.equal(
+      (await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status,
+      200,
+    );
     await db`update public.users set role = 'user' where id = ${user.id}`;
-    assert.equal((await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status, 403);
+    assert.equal(
+      (await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status,
+      403,
+    );
     await db`update public.users set role = 'admin' where id = ${user.id}`;
-    assert.equal((await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status, 200);
+    assert.equal(
+      (await call(stack, "sync-all", { headers: userHeaders(stack, user.accessToken) })).status,
+      200,
+    );
   },
 });
 
@@ -262,7 +300,11 @@ Deno.test({
   name: "user JWTs signed with ES256 are verified through Auth's JWKS",
   async fn() {
     const stack = await t.stack();
-    const es = await startLocalStack({ port: 0, jwtAlg: "ES256", functionEnv: { USER_SYNC_JWT_SECRET: undefined } });
+    const es = await startLocalStack({
+      port: 0,
+      jwtAlg: "ES256",
+      functionEnv: { USER_SYNC_JWT_SECRET: undefined },
+    });
     try {
       const admin = await signedInUser(es, "admin");
       assert.equal(JSON.parse(atob(admin.accessToken.split(".")[0])).alg, "ES256");
@@ -274,7 +316,9 @@ Deno.test({
       const denied = await plain.client.functions.invoke("sync-all", { method: "GET" });
       assert.equal(denied.error?.context?.status, 403);
       // the same token is refused by a project with another key set
-      const other = await call(stack, "sync-all", { headers: userHeaders(stack, admin.accessToken) });
+      const other = await call(stack, "sync-all", {
+        headers: userHeaders(stack, admin.accessToken),
+      });
       assert.equal(other.status, 401);
     } finally {
       await es.close();
@@ -287,11 +331,15 @@ Deno.test({
   name: "without the JWT secret, HS256 tokens are checked by Auth (GET /auth/v1/user)",
   async fn() {
     const stack = await t.stack();
-    const handler = createSyncAllHandler({ env: { ...stack.functionEnv, USER_SYNC_JWT_SECRET: undefined } });
+    const handler = createSyncAllHandler({
+      env: { ...stack.functionEnv, USER_SYNC_JWT_SECRET: undefined },
+    });
     try {
       const admin = await signedInUser(stack, "admin");
       const get = (token: string) =>
-        handler(new Request(`${stack.url}/functions/v1/sync-all`, { headers: userHeaders(stack, token) }));
+        handler(
+          new Request(`${stack.url}/functions/v1/sync-all`, { headers: userHeaders(stack, token) }),
+        );
       const ok = await get(admin.accessToken);
       assert.equal(ok.status, 200);
       await ok.body?.cancel();
@@ -311,20 +359,30 @@ Deno.test({
   name: "503: database unreachable (closed port, wrong password), as JSON",
   async fn() {
     const stack = await t.stack();
-    for (const dbUrl of [
-      `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
-      withCredentials(localDbUrl(), "postgres", "wrong-password"),
-    ]) {
-      const handler = createSyncAllHandler({ env: { ...stack.functionEnv, SUPABASE_DB_URL: dbUrl } });
+    for (
+      const dbUrl of [
+        `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        withCredentials(localDbUrl(), "postgres", "wrong-password"),
+      ]
+    ) {
+      const handler = createSyncAllHandler({
+        env: { ...stack.functionEnv, SUPABASE_DB_URL: dbUrl },
+      });
       try {
-        const res = await handler(new Request("http://localhost/sync-all", { headers: serviceHeaders(stack) }));
+        const res = await handler(
+          new Request("http://localhost/sync-all", { headers: serviceHeaders(stack) }),
+        );
         assert.equal(res.status, 503);
         const body = await res.json();
         assertErrorShape(body, 503, "database_unavailable");
         assert.ok(!JSON.stringify(body).includes("wrong-password"));
         // an admin caller needs the database for the role check: also 503
         const admin = await signedInUser(stack, "admin");
-        const viaAdmin = await handler(new Request("http://localhost/sync-all", { headers: userHeaders(stack, admin.accessToken) }));
+        const viaAdmin = await handler(
+          new Request("http://localhost/sync-all", {
+            headers: userHeaders(stack, admin.accessToken),
+          }),
+        );
         assert.equal(viaAdmin.status, 503);
         await viaAdmin.body?.cancel();
       } finally {
@@ -340,18 +398,26 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const deadAuth = `http://127.0.0.1:${closedPort()}`;
-    const create = createCreateUserHandler({ env: { ...stack.functionEnv, SUPABASE_URL: deadAuth } });
-    const status = createSyncAllHandler({ env: { ...stack.functionEnv, SUPABASE_URL: deadAuth, USER_SYNC_JWT_SECRET: undefined } });
+    const create = createCreateUserHandler({
+      env: { ...stack.functionEnv, SUPABASE_URL: deadAuth },
+    });
+    const status = createSyncAllHandler({
+      env: { ...stack.functionEnv, SUPABASE_URL: deadAuth, USER_SYNC_JWT_SECRET: undefined },
+    });
     try {
-      const res = await create(new Request("http://localhost/create-user", {
-        method: "POST",
-        headers: { ...serviceHeaders(stack), "content-type": "application/json" },
-        body: JSON.stringify({ email: `dead-auth-${crypto.randomUUID()}@example.test` }),
-      }));
+      const res = await create(
+        new Request("http://localhost/create-user", {
+          method: "POST",
+          headers: { ...serviceHeaders(stack), "content-type": "application/json" },
+          body: JSON.stringify({ email: `dead-auth-${crypto.randomUUID()}@example.test` }),
+        }),
+      );
       assert.equal(res.status, 503);
       assertErrorShape(await res.json(), 503, "auth_unavailable");
       const user = await signedInUser(stack);
-      const check = await status(new Request("http://localhost/sync-all", { headers: userHeaders(stack, user.accessToken) }));
+      const check = await status(
+        new Request("http://localhost/sync-all", { headers: userHeaders(stack, user.accessToken) }),
+      );
       assert.equal(check.status, 503);
       assertErrorShape(await check.json(), 503, "auth_unavailable");
     } finally {

@@ -43,7 +43,17 @@ Deno.test({
     const missing = await userWithoutProfile();
     const res = await call(stack, "sync-all", { headers: serviceHeaders(stack) });
     assert.equal(res.status, 200);
-    for (const k of ["auth_users", "profiles", "missing", "orphaned", "drifted", "open_errors", "last_run"]) {
+    for (
+      const k of [
+        "auth_users",
+        "profiles",
+        "missing",
+        "orphaned",
+        "drifted",
+        "open_errors",
+        "last_run",
+      ]
+    ) {
       assert.ok(k in res.body, `status has ${k}`);
     }
     assert.ok(res.body.missing >= 1, "the missing profile is counted");
@@ -64,13 +74,18 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const missing = await userWithoutProfile();
-    const res = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: { dry_run: true } });
+    const res = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: { dry_run: true },
+    });
     assert.equal(res.status, 200);
     assert.equal(res.body.dry_run, true);
     assert.equal(res.body.skipped, false);
     assert.ok(res.body.inserted >= 1, JSON.stringify(res.body));
     assert.equal(await profileExists(missing), false, "a dry run inserts nothing");
-    const [run] = await t.db()`select dry_run, source, status from user_sync.runs where id = ${res.body.run_id}`;
+    const [run] = await t
+      .db()`select dry_run, source, status from user_sync.runs where id = ${res.body.run_id}`;
     assert.deepEqual({ ...run }, { dry_run: true, source: "api", status: "ok" });
   },
 });
@@ -82,10 +97,27 @@ Deno.test({
     const stack = await t.stack();
     const missing = await userWithoutProfile();
     const drifted = await signedInUser(stack);
-    await t.db()`update public.users set email = 'drifted@example.invalid' where id = ${drifted.id}`;
-    const { data, error } = await client(stack, "service").functions.invoke("sync-all", { body: {} });
+    await t
+      .db()`update public.users set email = 'drifted@example.invalid' where id = ${drifted.id}`;
+    const { data, error } = await client(stack, "service").functions.invoke("sync-all", {
+      body: {},
+    });
     assert.equal(error, null);
-    for (const k of ["run_id", "source", "dry_run", "auth_users", "profiles", "inserted", "updated", "deleted", "unchanged", "errors", "duration_ms"]) {
+    for (
+      const k of [
+        "run_id",
+        "source",
+        "dry_run",
+        "auth_users",
+        "profiles",
+        "inserted",
+        "updated",
+        "deleted",
+        "unchanged",
+        "errors",
+        "duration_ms",
+      ]
+    ) {
       assert.ok(k in data, `report has ${k}`);
     }
     assert.equal(data.source, "api");
@@ -95,7 +127,11 @@ Deno.test({
     const [p] = await t.db()`select email from public.users where id = ${drifted.id}`;
     assert.equal(p.email, drifted.email);
     // the next run has nothing to do
-    const again = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+    const again = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: {},
+    });
     assert.equal(again.body.inserted + again.body.updated + again.body.deleted, 0);
   },
 });
@@ -105,11 +141,18 @@ Deno.test({
   name: "sources: cron only with the secret key, admins recorded as admin",
   async fn() {
     const stack = await t.stack();
-    const cron = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: { source: "cron" } });
+    const cron = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: { source: "cron" },
+    });
     assert.equal(cron.status, 200);
     assert.equal(cron.body.source, "cron");
     const admin = await signedInUser(stack, "admin");
-    const asAdmin = await call(stack, "sync-all", { method: "POST", headers: userHeaders(stack, admin.accessToken) });
+    const asAdmin = await call(stack, "sync-all", {
+      method: "POST",
+      headers: userHeaders(stack, admin.accessToken),
+    });
     assert.equal(asAdmin.status, 200, "an empty body is a plain run");
     assert.equal(asAdmin.body.source, "admin");
     const [run] = await t.db()`select source from user_sync.runs where id = ${asAdmin.body.run_id}`;
@@ -121,7 +164,11 @@ Deno.test({
     });
     assert.equal(forged.status, 403);
     assertErrorShape(forged.body, 403, "forbidden");
-    const other = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: { source: "manual" } });
+    const other = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: { source: "manual" },
+    });
     assert.equal(other.status, 400);
   },
 });
@@ -134,7 +181,11 @@ Deno.test({
     const conn = await t.db().reserve();
     try {
       await conn`select pg_advisory_lock(hashtextextended('user_sync.reconcile', 0))`;
-      const res = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+      const res = await call(stack, "sync-all", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: {},
+      });
       assert.equal(res.status, 200);
       assert.equal(res.body.skipped, true, JSON.stringify(res.body));
       assert.ok(res.ms < 3000, `answered at once (${Math.round(res.ms)} ms)`);
@@ -145,7 +196,11 @@ Deno.test({
       await conn`select pg_advisory_unlock(hashtextextended('user_sync.reconcile', 0))`;
       conn.release();
     }
-    const after = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+    const after = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: {},
+    });
     assert.equal(after.body.skipped, false, "the lock is free again");
   },
 });
@@ -158,7 +213,11 @@ Deno.test({
     const release = await lockUsersTable(t.db());
     let pending: ReturnType<typeof call> | undefined;
     try {
-      pending = call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+      pending = call(stack, "sync-all", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: {},
+      });
       // wait until the reconcile is blocked inside the database, then kill its backend
       let pid: number | undefined;
       for (let i = 0; i < 100 && !pid; i++) {
@@ -190,7 +249,11 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     await userWithoutProfile();
-    const res = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+    const res = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: {},
+    });
     assert.equal(res.status, 200);
     const started = logLines("sync-all", "sync started");
     assert.ok(started.some((l) => l.source === "api" && l.dry_run === false && l.level === "info"));
@@ -198,7 +261,18 @@ Deno.test({
     assert.ok(done, "a sync completed line for this run");
     const synced = res.body.inserted + res.body.updated + res.body.deleted;
     assert.equal(done.message, `sync completed with ${synced} users synced`);
-    for (const k of ["inserted", "updated", "deleted", "unchanged", "errors", "auth_users", "profiles", "duration_ms"]) {
+    for (
+      const k of [
+        "inserted",
+        "updated",
+        "deleted",
+        "unchanged",
+        "errors",
+        "auth_users",
+        "profiles",
+        "duration_ms",
+      ]
+    ) {
       assert.equal(typeof done[k], "number", `${k} in the log line`);
     }
   },

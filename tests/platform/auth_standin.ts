@@ -77,14 +77,30 @@ interface IdentityRow {
 }
 
 class AuthError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly extra: Json = {}) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Json = {},
+  ) {
     super(message);
   }
 }
 
 const INSTANCE_ID = "00000000-0000-0000-0000-000000000000";
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const REQUIRED_CLAIMS = ["aud", "exp", "iat", "sub", "email", "phone", "role", "aal", "session_id", "is_anonymous"];
+const REQUIRED_CLAIMS = [
+  "aud",
+  "exp",
+  "iat",
+  "sub",
+  "email",
+  "phone",
+  "role",
+  "aal",
+  "session_id",
+  "is_anonymous",
+];
 
 function respond(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), {
@@ -133,14 +149,24 @@ export class AuthStandIn {
       ...common,
       connection: { application_name: "auth-standin" },
     }) as unknown as Sql;
-    this.#pg = postgres(opts.dbUrl, { ...common, max: 2, connection: { application_name: "auth-standin-crypt" } }) as unknown as Sql;
+    this.#pg = postgres(opts.dbUrl, {
+      ...common,
+      max: 2,
+      connection: { application_name: "auth-standin-crypt" },
+    }) as unknown as Sql;
   }
 
   async init(): Promise<void> {
     if ((this.#opts.jwtAlg ?? "HS256") === "ES256") {
       const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
       const kid = crypto.randomUUID();
-      const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig", key_ops: ["verify"] };
+      const publicJwk = {
+        ...(await exportJWK(publicKey)),
+        kid,
+        alg: "ES256",
+        use: "sig",
+        key_ops: ["verify"],
+      };
       this.#es256 = { privateKey, publicJwk, kid };
     }
   }
@@ -167,11 +193,19 @@ export class AuthStandIn {
     const path = url.pathname.replace(/^\/auth\/v1/, "").replace(/\/+$/, "") || "/";
     try {
       const m = req.method;
-      if (m === "GET" && (path === "/.well-known/jwks.json" || path === "/jwks")) return respond(200, this.jwks);
-      if (m === "GET" && path === "/health") return respond(200, { name: "GoTrue (user-sync stand-in)", version: "test" });
+      if (m === "GET" && (path === "/.well-known/jwks.json" || path === "/jwks")) {
+        return respond(200, this.jwks);
+      }
+      if (m === "GET" && path === "/health") {
+        return respond(200, { name: "GoTrue (user-sync stand-in)", version: "test" });
+      }
       if (m === "POST" && path === "/signup") return await this.#signup(req);
-      if (m === "POST" && path === "/token") return await this.#token(req, url.searchParams.get("grant_type"));
-      if (m === "GET" && path === "/user") return respond(200, await this.#userJson(await this.#sessionUser(req)));
+      if (m === "POST" && path === "/token") {
+        return await this.#token(req, url.searchParams.get("grant_type"));
+      }
+      if (m === "GET" && path === "/user") {
+        return respond(200, await this.#userJson(await this.#sessionUser(req)));
+      }
       if (m === "PUT" && path === "/user") return await this.#updateSelf(req);
       if (m === "POST" && path === "/logout") {
         await this.#sessionUser(req);
@@ -204,16 +238,24 @@ export class AuthStandIn {
   // -------------------------------------------------------------------------
   async #sign(claims: JWTPayload): Promise<string> {
     if (this.#es256) {
-      return await new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: this.#es256.kid, typ: "JWT" })
+      return await new SignJWT(claims).setProtectedHeader({
+        alg: "ES256",
+        kid: this.#es256.kid,
+        typ: "JWT",
+      })
         .sign(this.#es256.privateKey);
     }
-    return await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(this.#secretKey);
+    return await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
+      this.#secretKey,
+    );
   }
 
   async #verify(token: string): Promise<JWTPayload> {
     try {
       const { alg } = decodeProtectedHeader(token);
-      if (alg === "HS256") return (await jwtVerify(token, this.#secretKey, { algorithms: ["HS256"] })).payload;
+      if (alg === "HS256") {
+        return (await jwtVerify(token, this.#secretKey, { algorithms: ["HS256"] })).payload;
+      }
       if (alg === "ES256" && this.#es256) {
         return (await jwtVerify(token, this.#es256.publicJwk, { algorithms: ["ES256"] })).payload;
       }
@@ -225,7 +267,9 @@ export class AuthStandIn {
 
   #bearer(req: Request): string {
     const m = /^bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "");
-    if (!m) throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
+    if (!m) {
+      throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
+    }
     return m[1];
   }
 
@@ -249,7 +293,11 @@ export class AuthStandIn {
   }
 
   /** Issues a session; runs the custom_access_token hook inside the caller's transaction. */
-  async #session(user: UserRow, method: string, sessionId: string = crypto.randomUUID()): Promise<Json> {
+  async #session(
+    user: UserRow,
+    method: string,
+    sessionId: string = crypto.randomUUID(),
+  ): Promise<Json> {
     const now = Math.floor(Date.now() / 1000);
     const expiresIn = this.#opts.jwtExpiry ?? 3600;
     let claims: Json = {
@@ -270,14 +318,26 @@ export class AuthStandIn {
     };
     const hookUrl = this.#hookUrls.customAccessToken;
     if (hookUrl) {
-      const out = await this.#callHook(hookUrl, { user_id: user.id, claims, authentication_method: method });
+      const out = await this.#callHook(hookUrl, {
+        user_id: user.id,
+        claims,
+        authentication_method: method,
+      });
       const next = (out as { claims?: unknown }).claims;
       if (!next || typeof next !== "object") {
-        throw new AuthError(500, "unexpected_failure", "Error running hook URI: output claims missing");
+        throw new AuthError(
+          500,
+          "unexpected_failure",
+          "Error running hook URI: output claims missing",
+        );
       }
       const missing = REQUIRED_CLAIMS.filter((c) => !(c in (next as Json)));
       if (missing.length) {
-        throw new AuthError(500, "unexpected_failure", `output claims do not conform to the expected schema: missing ${missing.join(", ")}`);
+        throw new AuthError(
+          500,
+          "unexpected_failure",
+          `output claims do not conform to the expected schema: missing ${missing.join(", ")}`,
+        );
       }
       claims = next as Json;
     }
@@ -318,11 +378,19 @@ export class AuthStandIn {
         signal: AbortSignal.timeout(5000),
       });
     } catch {
-      throw new AuthError(422, "hook_timeout", "Failed to reach hook within maximum time of 5.000000 seconds");
+      throw new AuthError(
+        422,
+        "hook_timeout",
+        "Failed to reach hook within maximum time of 5.000000 seconds",
+      );
     }
     const text = await res.text();
     if (res.status !== 200 && res.status !== 202 && res.status !== 204) {
-      throw new AuthError(500, "unexpected_failure", `Unexpected status code returned from hook: ${res.status}`);
+      throw new AuthError(
+        500,
+        "unexpected_failure",
+        `Unexpected status code returned from hook: ${res.status}`,
+      );
     }
     if (res.status === 204 || text === "") return {};
     if (!(res.headers.get("content-type") ?? "").startsWith("application/json")) {
@@ -428,7 +496,11 @@ export class AuthStandIn {
     const email = p.email?.trim().toLowerCase() || undefined;
     const phone = p.phone?.replace(/^\+/, "").trim() || undefined;
     if (email !== undefined && !EMAIL.test(email)) {
-      throw new AuthError(400, "validation_failed", "Unable to validate email address: invalid format");
+      throw new AuthError(
+        400,
+        "validation_failed",
+        "Unable to validate email address: invalid format",
+      );
     }
     if (phone !== undefined && !/^[1-9]\d{6,14}$/.test(phone)) {
       throw new AuthError(400, "validation_failed", "Invalid phone number format (E.164 required)");
@@ -436,15 +508,26 @@ export class AuthStandIn {
     this.#checkPassword(p.password);
     const duplicate = () =>
       p.duplicateCode === "email_exists"
-        ? new AuthError(422, "email_exists", "A user with this email address has already been registered")
+        ? new AuthError(
+          422,
+          "email_exists",
+          "A user with this email address has already been registered",
+        )
         : new AuthError(422, "user_already_exists", "User already registered");
     if (email) {
-      const [dup] = await this.#auth`select 1 from users where lower(email) = ${email} and is_sso_user = false`;
+      const [dup] = await this
+        .#auth`select 1 from users where lower(email) = ${email} and is_sso_user = false`;
       if (dup) throw duplicate();
     }
     if (phone) {
       const [dup] = await this.#auth`select 1 from users where phone = ${phone}`;
-      if (dup) throw new AuthError(422, "phone_exists", "A user with this phone number has already been registered");
+      if (dup) {
+        throw new AuthError(
+          422,
+          "phone_exists",
+          "A user with this phone number has already been registered",
+        );
+      }
     }
     const provider = p.anonymous ? "anonymous" : email ? "email" : "phone";
     const id = crypto.randomUUID();
@@ -488,12 +571,16 @@ export class AuthStandIn {
             : { sub: id, phone, email_verified: false, phone_verified: p.phoneConfirmed };
           await tx`
             insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
-            values (${id}, ${id}, ${tx.json(identityData as postgres.JSONValue)}, ${provider}, ${now}, ${now}, ${now})`;
+            values (${id}, ${id}, ${
+            tx.json(identityData as postgres.JSONValue)
+          }, ${provider}, ${now}, ${now}, ${now})`;
         }
         // Like GoTrue, app_metadata given by an admin is merged in a second write.
         if (p.appMetadata && Object.keys(p.appMetadata).length > 0) {
           await tx`
-            update users set raw_app_meta_data = raw_app_meta_data || ${tx.json(p.appMetadata as postgres.JSONValue)},
+            update users set raw_app_meta_data = raw_app_meta_data || ${
+            tx.json(p.appMetadata as postgres.JSONValue)
+          },
               updated_at = now()
             where id = ${id}`;
         }
@@ -558,9 +645,13 @@ export class AuthStandIn {
       const phone = typeof body.phone === "string" ? body.phone.replace(/^\+/, "") : undefined;
       const password = typeof body.password === "string" ? body.password : "";
       const [user] = email
-        ? await this.#auth<UserRow[]>`select * from users where lower(email) = ${email} and is_sso_user = false and deleted_at is null`
+        ? await this.#auth<
+          UserRow[]
+        >`select * from users where lower(email) = ${email} and is_sso_user = false and deleted_at is null`
         : phone
-        ? await this.#auth<UserRow[]>`select * from users where phone = ${phone} and deleted_at is null`
+        ? await this.#auth<
+          UserRow[]
+        >`select * from users where phone = ${phone} and deleted_at is null`
         : [];
       if (!user || !(await this.#passwordMatches(password, user.encrypted_password))) {
         throw new AuthError(400, "invalid_credentials", "Invalid login credentials");
@@ -568,16 +659,29 @@ export class AuthStandIn {
       if (user.banned_until && user.banned_until.getTime() > Date.now()) {
         throw new AuthError(400, "user_banned", "User is banned");
       }
-      if (email && !user.email_confirmed_at) throw new AuthError(400, "email_not_confirmed", "Email not confirmed");
+      if (email && !user.email_confirmed_at) {
+        throw new AuthError(400, "email_not_confirmed", "Email not confirmed");
+      }
       return respond(200, await this.#signIn(user, "password"));
     }
     if (grantType === "refresh_token") {
       const token = typeof body.refresh_token === "string" ? body.refresh_token : "";
       const session = this.#refresh.get(token);
-      if (!session) throw new AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
+      if (!session) {
+        throw new AuthError(
+          400,
+          "refresh_token_not_found",
+          "Invalid Refresh Token: Refresh Token Not Found",
+        );
+      }
       this.#refresh.delete(token);
       const user = await this.#findUser(session.userId);
-      return respond(200, await this.#auth.begin(async () => await this.#session(user, "token_refresh", session.sessionId)));
+      return respond(
+        200,
+        await this.#auth.begin(async () =>
+          await this.#session(user, "token_refresh", session.sessionId)
+        ),
+      );
     }
     throw new AuthError(400, "validation_failed", "unsupported_grant_type");
   }
@@ -590,31 +694,62 @@ export class AuthStandIn {
     await this.#auth.begin(async (tx) => {
       if (body.data && typeof body.data === "object") {
         const merged = mergeMetadata(user.raw_user_meta_data, body.data as Json);
-        await tx`update users set raw_user_meta_data = ${tx.json(merged as postgres.JSONValue)}, updated_at = now() where id = ${user.id}`;
+        await tx`update users set raw_user_meta_data = ${
+          tx.json(merged as postgres.JSONValue)
+        }, updated_at = now() where id = ${user.id}`;
       }
       if (typeof body.email === "string" && body.email.toLowerCase() !== user.email) {
         await this.#changeEmail(tx, user.id, body.email);
       }
       if (typeof body.phone === "string") {
-        await tx`update users set phone = ${body.phone.replace(/^\+/, "")}, updated_at = now() where id = ${user.id}`;
+        await tx`update users set phone = ${
+          body.phone.replace(/^\+/, "")
+        }, updated_at = now() where id = ${user.id}`;
       }
-      if (hash) await tx`update users set encrypted_password = ${hash}, updated_at = now() where id = ${user.id}`;
+      if (hash) {
+        await tx`update users set encrypted_password = ${hash}, updated_at = now() where id = ${user.id}`;
+      }
     }).catch((err) => {
-      if (isUniqueViolation(err)) throw new AuthError(422, "email_exists", "A user with this email address has already been registered");
+      if (isUniqueViolation(err)) {
+        throw new AuthError(
+          422,
+          "email_exists",
+          "A user with this email address has already been registered",
+        );
+      }
       throw err;
     });
     return respond(200, await this.#userJson(await this.#findUser(user.id)));
   }
 
   // Local default: email changes apply at once (no confirmation mail here).
-  async #changeEmail(tx: postgres.TransactionSql<Record<string, never>>, id: string, raw: string): Promise<void> {
+  async #changeEmail(
+    tx: postgres.TransactionSql<Record<string, never>>,
+    id: string,
+    raw: string,
+  ): Promise<void> {
     const email = raw.trim().toLowerCase();
-    if (!EMAIL.test(email)) throw new AuthError(400, "validation_failed", "Unable to validate email address: invalid format");
-    const [dup] = await tx`select 1 from users where lower(email) = ${email} and id <> ${id} and is_sso_user = false`;
-    if (dup) throw new AuthError(422, "email_exists", "A user with this email address has already been registered");
+    if (!EMAIL.test(email)) {
+      throw new AuthError(
+        400,
+        "validation_failed",
+        "Unable to validate email address: invalid format",
+      );
+    }
+    const [dup] =
+      await tx`select 1 from users where lower(email) = ${email} and id <> ${id} and is_sso_user = false`;
+    if (dup) {
+      throw new AuthError(
+        422,
+        "email_exists",
+        "A user with this email address has already been registered",
+      );
+    }
     await tx`update users set email = ${email}, email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now() where id = ${id}`;
     await tx`
-      update identities set identity_data = identity_data || ${tx.json({ email } as postgres.JSONValue)}, updated_at = now()
+      update identities set identity_data = identity_data || ${
+      tx.json({ email } as postgres.JSONValue)
+    }, updated_at = now()
       where user_id = ${id} and provider = 'email'`;
   }
 
@@ -622,13 +757,23 @@ export class AuthStandIn {
     const body = await this.#json(req);
     const email = typeof body.email === "string" ? body.email : undefined;
     const phone = typeof body.phone === "string" ? body.phone : undefined;
-    if (!email && !phone) throw new AuthError(400, "validation_failed", "Unable to validate email address: invalid format");
+    if (!email && !phone) {
+      throw new AuthError(
+        400,
+        "validation_failed",
+        "Unable to validate email address: invalid format",
+      );
+    }
     const user = await this.#createUser(req, {
       email,
       phone,
       password: typeof body.password === "string" ? body.password : undefined,
-      userMetadata: body.user_metadata && typeof body.user_metadata === "object" ? body.user_metadata as Json : {},
-      appMetadata: body.app_metadata && typeof body.app_metadata === "object" ? body.app_metadata as Json : undefined,
+      userMetadata: body.user_metadata && typeof body.user_metadata === "object"
+        ? body.user_metadata as Json
+        : {},
+      appMetadata: body.app_metadata && typeof body.app_metadata === "object"
+        ? body.app_metadata as Json
+        : undefined,
       emailConfirmed: body.email_confirm === true,
       phoneConfirmed: body.phone_confirm === true,
       anonymous: false,
@@ -647,9 +792,13 @@ export class AuthStandIn {
         await this.#changeEmail(tx, id, body.email);
       }
       if (typeof body.phone === "string") {
-        await tx`update users set phone = ${body.phone.replace(/^\+/, "") || null}, updated_at = now() where id = ${id}`;
+        await tx`update users set phone = ${
+          body.phone.replace(/^\+/, "") || null
+        }, updated_at = now() where id = ${id}`;
       }
-      if (hash) await tx`update users set encrypted_password = ${hash}, updated_at = now() where id = ${id}`;
+      if (hash) {
+        await tx`update users set encrypted_password = ${hash}, updated_at = now() where id = ${id}`;
+      }
       if (body.email_confirm === true) {
         await tx`update users set email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now() where id = ${id}`;
       }
@@ -658,23 +807,37 @@ export class AuthStandIn {
       }
       if (body.user_metadata && typeof body.user_metadata === "object") {
         const merged = mergeMetadata(user.raw_user_meta_data, body.user_metadata as Json);
-        await tx`update users set raw_user_meta_data = ${tx.json(merged as postgres.JSONValue)}, updated_at = now() where id = ${id}`;
+        await tx`update users set raw_user_meta_data = ${
+          tx.json(merged as postgres.JSONValue)
+        }, updated_at = now() where id = ${id}`;
       }
       if (body.app_metadata && typeof body.app_metadata === "object") {
         const merged = mergeMetadata(user.raw_app_meta_data, body.app_metadata as Json);
-        await tx`update users set raw_app_meta_data = ${tx.json(merged as postgres.JSONValue)}, updated_at = now() where id = ${id}`;
+        await tx`update users set raw_app_meta_data = ${
+          tx.json(merged as postgres.JSONValue)
+        }, updated_at = now() where id = ${id}`;
       }
       if (typeof body.ban_duration === "string") {
         if (body.ban_duration === "none") {
           await tx`update users set banned_until = null, updated_at = now() where id = ${id}`;
         } else {
           const ms = parseDuration(body.ban_duration);
-          if (ms === null) throw new AuthError(400, "validation_failed", "invalid format for ban duration");
-          await tx`update users set banned_until = now() + make_interval(secs => ${ms / 1000}), updated_at = now() where id = ${id}`;
+          if (ms === null) {
+            throw new AuthError(400, "validation_failed", "invalid format for ban duration");
+          }
+          await tx`update users set banned_until = now() + make_interval(secs => ${
+            ms / 1000
+          }), updated_at = now() where id = ${id}`;
         }
       }
     }).catch((err) => {
-      if (isUniqueViolation(err)) throw new AuthError(422, "email_exists", "A user with this email address has already been registered");
+      if (isUniqueViolation(err)) {
+        throw new AuthError(
+          422,
+          "email_exists",
+          "A user with this email address has already been registered",
+        );
+      }
       throw err;
     });
     return respond(200, await this.#userJson(await this.#findUser(id)));

@@ -24,7 +24,10 @@ export function localApiPort(): number {
 }
 
 /** An API key as the CLI makes them: {"iss":"supabase-demo","role":...,"exp":...}. */
-export async function apiKey(role: "anon" | "service_role", jwtSecret = LOCAL_JWT_SECRET): Promise<string> {
+export async function apiKey(
+  role: "anon" | "service_role",
+  jwtSecret = LOCAL_JWT_SECRET,
+): Promise<string> {
   return await new SignJWT({ iss: "supabase-demo", role, exp: DEMO_KEY_EXP })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .sign(new TextEncoder().encode(jwtSecret));

@@ -13,8 +13,8 @@ import {
   customFetch,
   decodeProtectedHeader,
   type JWTPayload,
-  type JWTVerifyGetKey,
   jwtVerify,
+  type JWTVerifyGetKey,
 } from "jose";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Config } from "./config.ts";
@@ -80,7 +80,9 @@ export function createJwksGetter(config: Config, fetchImpl: typeof fetch): JWTVe
     }
     if (res.status !== 200) {
       await res.body?.cancel();
-      throw new AuthUnavailableError(`Supabase Auth answered ${res.status} for its JSON Web Key Set.`);
+      throw new AuthUnavailableError(
+        `Supabase Auth answered ${res.status} for its JSON Web Key Set.`,
+      );
     }
     return res;
   };
@@ -153,17 +155,26 @@ export async function identifyCaller(req: Request, deps: AuthDeps): Promise<Call
   const apikey = req.headers.get("apikey")?.trim() || null;
   const bearer = bearerToken(req);
 
-  if ((apikey && matchesAnyKey(apikey, config.secretKeys)) || (bearer && matchesAnyKey(bearer, config.secretKeys))) {
+  if (
+    (apikey && matchesAnyKey(apikey, config.secretKeys)) ||
+    (bearer && matchesAnyKey(bearer, config.secretKeys))
+  ) {
     return { kind: "service" };
   }
   if (bearer && !matchesAnyKey(bearer, config.publicKeys)) {
     if (!JWT_SHAPE.test(bearer)) {
-      throw new HttpError(401, "invalid_credentials", "The Authorization header carries an unknown key.");
+      throw new HttpError(
+        401,
+        "invalid_credentials",
+        "The Authorization header carries an unknown key.",
+      );
     }
     const claims = await verifyJwt(bearer, deps);
     if (claims.role === "service_role") return { kind: "service" };
     if (claims.role === "anon") return { kind: "anon" };
-    if (claims.role !== "authenticated" || typeof claims.sub !== "string" || !UUID.test(claims.sub)) {
+    if (
+      claims.role !== "authenticated" || typeof claims.sub !== "string" || !UUID.test(claims.sub)
+    ) {
       throw invalidToken();
     }
     const rows = await deps.sql()<{ role: string; deleted_at: Date | null }[]>`
@@ -187,7 +198,11 @@ export function requireServiceOrAdmin(caller: Caller): void {
   if (caller.kind === "service") return;
   if (caller.kind === "user") {
     if (caller.isAdmin) return;
-    throw new HttpError(403, "forbidden", "Only admins and the service key may call this function.");
+    throw new HttpError(
+      403,
+      "forbidden",
+      "Only admins and the service key may call this function.",
+    );
   }
   throw new HttpError(
     401,
@@ -202,5 +217,9 @@ export function requireService(caller: Caller): void {
   if (caller.kind === "user") {
     throw new HttpError(403, "forbidden", "Only the service key may call this endpoint.");
   }
-  throw new HttpError(401, "unauthorized", "Send the secret key (apikey header or Authorization: Bearer).");
+  throw new HttpError(
+    401,
+    "unauthorized",
+    "Send the secret key (apikey header or Authorization: Bearer).",
+  );
 }

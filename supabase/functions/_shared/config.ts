@@ -64,7 +64,8 @@ export const ENV_VARIABLES = {
   SUPABASE_ANON_KEY: "Legacy anon JWT key (platform-provided).",
   SUPABASE_JWKS: "JSON Web Key Set verifying user JWTs (platform-provided).",
   SUPABASE_JWT_SECRET: "Legacy JWT secret, if the runtime provides it.",
-  USER_SYNC_JWT_SECRET: "Legacy HS256 JWT secret (optional; else HS256 tokens are checked by Auth).",
+  USER_SYNC_JWT_SECRET:
+    "Legacy HS256 JWT secret (optional; else HS256 tokens are checked by Auth).",
   USER_SYNC_DB_POOLER_URL: "Overrides SUPABASE_DB_URL, e.g. the Supavisor transaction pooler.",
   USER_SYNC_HOOK_SECRET: "Auth hook secret(s) `v1,whsec_...`, several separated by `|`.",
   USER_SYNC_ALLOWED_EMAIL_DOMAINS: "Comma-separated domains allowed to sign up (empty: all).",
@@ -75,7 +76,9 @@ export const ENV_VARIABLES = {
   USER_SYNC_CORS_ALLOWED_ORIGINS: "Comma-separated browser origins, or * (default *).",
 } as const;
 
-const blank = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v.trim());
+const blank = (
+  v: string | undefined,
+) => (v === undefined || v.trim() === "" ? undefined : v.trim());
 
 const jsonKeys = z
   .string()
@@ -116,7 +119,10 @@ const hookSecrets = z.string().transform((text, ctx) => {
   for (const raw of text.split("|").map((s) => s.trim()).filter(Boolean)) {
     const m = /^(?:v1,)?whsec_([A-Za-z0-9+/]+={0,2})$/.exec(raw);
     if (!m || atobSafe(m[1]) === 0) {
-      ctx.addIssue({ code: "custom", message: "must be `v1,whsec_<base64>` (several separated by |)" });
+      ctx.addIssue({
+        code: "custom",
+        message: "must be `v1,whsec_<base64>` (several separated by |)",
+      });
       return z.NEVER;
     }
     out.push(`whsec_${m[1]}`);

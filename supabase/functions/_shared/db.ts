@@ -98,7 +98,9 @@ export const literal = {
   /** A Postgres duration: milliseconds, or a number with ms, s, min or h. */
   duration(value: string | number): string {
     const text = String(value);
-    if (!/^\d{1,9}(ms|s|min|h)?$/.test(text)) throw new TypeError("literal.duration: not a duration");
+    if (!/^\d{1,9}(ms|s|min|h)?$/.test(text)) {
+      throw new TypeError("literal.duration: not a duration");
+    }
     return `'${text}'`;
   },
 };
@@ -117,7 +119,10 @@ export async function transaction(
   statementTimeout: string | number,
   statements: string[],
 ): Promise<Record<string, unknown>[][]> {
-  const text = [`set local statement_timeout = ${literal.duration(statementTimeout)}`, ...statements].join(";\n");
+  const text = [
+    `set local statement_timeout = ${literal.duration(statementTimeout)}`,
+    ...statements,
+  ].join(";\n");
   const results = await sql.unsafe(text) as unknown as Record<string, unknown>[][];
   return results.slice(1).map((rows) => [...rows]);
 }

@@ -21,7 +21,11 @@ export class HttpError extends Error {
   }
 }
 
-export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+export function json(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Response {
   return new Response(JSON.stringify(body), {
     status,
     headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
@@ -29,7 +33,9 @@ export function json(status: number, body: unknown, headers: Record<string, stri
 }
 
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
-  return details === undefined ? { error: { code, message } } : { error: { code, message, details } };
+  return details === undefined
+    ? { error: { code, message } }
+    : { error: { code, message, details } };
 }
 
 export function errorResponse(err: HttpError): Response {
@@ -66,7 +72,11 @@ export function corsHeaders(
 // Request bodies
 // ---------------------------------------------------------------------------
 function tooLarge(): HttpError {
-  return new HttpError(413, "payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes (1 MiB).`);
+  return new HttpError(
+    413,
+    "payload_too_large",
+    `Request body exceeds ${MAX_BODY_BYTES} bytes (1 MiB).`,
+  );
 }
 
 /** Rejects a declared Content-Length over the limit before anything else is done. */
@@ -131,7 +141,11 @@ export async function readJsonText(req: Request, { allowEmpty = false } = {}): P
       const bytes = await readBodyBytes(req);
       if (bytes.byteLength === 0) return "";
     }
-    throw new HttpError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json).");
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      "Send the body as JSON (Content-Type: application/json).",
+    );
   }
   const bytes = await readBodyBytes(req);
   try {
@@ -154,12 +168,17 @@ export function parseJson(text: string, { allowEmpty = false } = {}): unknown {
 }
 
 /** Reads, size-checks and parses a JSON body. */
-export async function readJson(req: Request, options: { allowEmpty?: boolean } = {}): Promise<unknown> {
+export async function readJson(
+  req: Request,
+  options: { allowEmpty?: boolean } = {},
+): Promise<unknown> {
   return parseJson(await readJsonText(req, options), options);
 }
 
 /** zod issues as `details`: where and what, never the offending value. */
-export function zodDetails(issues: readonly { path: readonly PropertyKey[]; message: string; code: string }[]) {
+export function zodDetails(
+  issues: readonly { path: readonly PropertyKey[]; message: string; code: string }[],
+) {
   return issues.map((i) => ({
     path: i.path.map((p) => String(p)).join("."),
     code: i.code,

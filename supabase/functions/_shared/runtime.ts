@@ -2,7 +2,13 @@
 // configuration (read once, validated), the database pool, caller identification,
 // the mapping of failures to the one JSON error shape, and one log line per request.
 import type { JWTVerifyGetKey } from "jose";
-import { type AuthDeps, AuthUnavailableError, type Caller, createJwksGetter, identifyCaller } from "./auth.ts";
+import {
+  type AuthDeps,
+  AuthUnavailableError,
+  type Caller,
+  createJwksGetter,
+  identifyCaller,
+} from "./auth.ts";
 import { type Config, ConfigError, type EnvInput, loadConfig } from "./config.ts";
 import { createSql, isDbUnavailable, type Sql } from "./db.ts";
 import { checkDeclaredLength, corsHeaders, errorResponse, HttpError, json } from "./http.ts";
@@ -29,7 +35,11 @@ export interface FunctionContext {
   fetch: typeof fetch;
   now(): number;
   caller(req: Request): Promise<Caller>;
-  log(level: "debug" | "info" | "warn" | "error", event: string, fields?: Record<string, unknown>): void;
+  log(
+    level: "debug" | "info" | "warn" | "error",
+    event: string,
+    fields?: Record<string, unknown>,
+  ): void;
 }
 
 export interface FunctionDefinition {
@@ -64,13 +74,17 @@ export function defineFunction(def: FunctionDefinition): (options?: HandlerOptio
       } catch (err) {
         if (err instanceof ConfigError) {
           configError = err;
-          log("error", fn, "configuration invalid", { message: err.message, variables: err.variables });
+          log("error", fn, "configuration invalid", {
+            message: err.message,
+            variables: err.variables,
+          });
         }
         throw err;
       }
     };
     const getSql = () => (sql ??= createSql(getConfig().dbUrl, fn));
-    const ctxLog: FunctionContext["log"] = (level, event, fields = {}) => log(level, fn, event, fields);
+    const ctxLog: FunctionContext["log"] = (level, event, fields = {}) =>
+      log(level, fn, event, fields);
 
     const handler = (async (req: Request): Promise<Response> => {
       const started = performance.now();
@@ -93,9 +107,15 @@ export function defineFunction(def: FunctionDefinition): (options?: HandlerOptio
         if (req.method === "OPTIONS") {
           res = json(200, { ok: true });
         } else if (!(def.methods as readonly string[]).includes(req.method)) {
-          throw new HttpError(405, "method_not_allowed", `Use ${def.methods.join(" or ")}.`, undefined, {
-            Allow: [...def.methods, "OPTIONS"].join(", "),
-          });
+          throw new HttpError(
+            405,
+            "method_not_allowed",
+            `Use ${def.methods.join(" or ")}.`,
+            undefined,
+            {
+              Allow: [...def.methods, "OPTIONS"].join(", "),
+            },
+          );
         } else {
           checkDeclaredLength(req);
           const cfg = getConfig();
@@ -112,11 +132,10 @@ export function defineFunction(def: FunctionDefinition): (options?: HandlerOptio
             sql: getSql,
             fetch: fetchImpl,
             now,
-            caller: (r) =>
-              (cached ??= identifyCaller(r, authDeps).then((c) => {
-                callerKind = c.kind;
-                return c;
-              })),
+            caller: (r) => (cached ??= identifyCaller(r, authDeps).then((c) => {
+              callerKind = c.kind;
+              return c;
+            })),
             log: ctxLog,
           };
           res = await def.handle(ctx, req);
@@ -157,12 +176,18 @@ export function toErrorResponse(err: unknown, fn: string): Response {
   }
   if (err instanceof AuthUnavailableError) {
     log("error", fn, "auth unavailable", errorFields(err));
-    return errorResponse(new HttpError(503, "auth_unavailable", "Supabase Auth is unreachable; try again later."));
+    return errorResponse(
+      new HttpError(503, "auth_unavailable", "Supabase Auth is unreachable; try again later."),
+    );
   }
   if (isDbUnavailable(err)) {
     log("error", fn, "database unavailable", errorFields(err));
     return errorResponse(
-      new HttpError(503, "database_unavailable", "The database is unreachable or busy; try again later."),
+      new HttpError(
+        503,
+        "database_unavailable",
+        "The database is unreachable or busy; try again later.",
+      ),
     );
   }
   log("error", fn, "internal error", errorFields(err));

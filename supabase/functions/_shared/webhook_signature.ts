@@ -31,7 +31,12 @@ export interface VerifiedWebhook {
 }
 
 /** The `v1,<base64>` signature of a message (the Standard Webhooks `sign`). */
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+export function signWebhook(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): string {
   return new Webhook(normaliseSecret(secret)).sign(id, new Date(timestampSeconds * 1000), body);
 }
 
@@ -85,10 +90,16 @@ export function verifyWebhook(
   const timestamp = Number(ts.trim());
   const now = Math.floor(nowMs / 1000);
   if (now - timestamp > toleranceSeconds) {
-    throw new WebhookSignatureError("stale_timestamp", "Webhook timestamp is too old (more than 5 minutes).");
+    throw new WebhookSignatureError(
+      "stale_timestamp",
+      "Webhook timestamp is too old (more than 5 minutes).",
+    );
   }
   if (timestamp - now > toleranceSeconds) {
-    throw new WebhookSignatureError("future_timestamp", "Webhook timestamp is too far in the future.");
+    throw new WebhookSignatureError(
+      "future_timestamp",
+      "Webhook timestamp is too far in the future.",
+    );
   }
   const passed = parseSignatureHeader(header);
   let matched = false;

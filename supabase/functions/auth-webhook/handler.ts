@@ -56,7 +56,11 @@ export const DatabaseWebhookPayload = z.object({
   }
 });
 
-export type EmailPolicyDecision = { allowed: true } | { allowed: false; reason: "denied_domain" | "domain_not_allowed"; domain: string };
+export type EmailPolicyDecision = { allowed: true } | {
+  allowed: false;
+  reason: "denied_domain" | "domain_not_allowed";
+  domain: string;
+};
 
 /** Whether `domain` is `listed` or one of its subdomains. */
 function domainIn(domain: string, list: readonly string[]): boolean {
@@ -89,10 +93,21 @@ function hookReject(httpCode: number, message: string): Response {
   return json(200, { error: { http_code: httpCode, message } });
 }
 
-function beforeUserCreated(ctx: FunctionContext, payload: z.infer<typeof BeforeUserCreatedPayload>): Response {
-  const decision = emailPolicy(payload.user.email, ctx.config.allowedEmailDomains, ctx.config.deniedEmailDomains);
+function beforeUserCreated(
+  ctx: FunctionContext,
+  payload: z.infer<typeof BeforeUserCreatedPayload>,
+): Response {
+  const decision = emailPolicy(
+    payload.user.email,
+    ctx.config.allowedEmailDomains,
+    ctx.config.deniedEmailDomains,
+  );
   if (!decision.allowed) {
-    ctx.log("info", "sign-up rejected", { hook: "before_user_created", reason: decision.reason, domain: decision.domain });
+    ctx.log("info", "sign-up rejected", {
+      hook: "before_user_created",
+      reason: decision.reason,
+      domain: decision.domain,
+    });
     return hookReject(403, "Sign-ups from this email domain are not allowed.");
   }
   ctx.log("info", "sign-up allowed", { hook: "before_user_created" });
@@ -126,11 +141,19 @@ async function customAccessToken(
     const rows = await Promise.race([query.execute(), timeout]);
     const profile = rows[0];
     if (!profile) {
-      ctx.log("warn", "claims unchanged", { hook: "custom_access_token", user_id: payload.user_id, reason: "profile missing" });
+      ctx.log("warn", "claims unchanged", {
+        hook: "custom_access_token",
+        user_id: payload.user_id,
+        reason: "profile missing",
+      });
       return json(200, { claims });
     }
     if (profile.deleted_at !== null) {
-      ctx.log("warn", "claims unchanged", { hook: "custom_access_token", user_id: payload.user_id, reason: "profile soft-deleted" });
+      ctx.log("warn", "claims unchanged", {
+        hook: "custom_access_token",
+        user_id: payload.user_id,
+        reason: "profile soft-deleted",
+      });
       return json(200, { claims });
     }
     ctx.log("info", "claims extended", {
@@ -144,7 +167,11 @@ async function customAccessToken(
     ctx.log("warn", "claims unchanged", {
       hook: "custom_access_token",
       user_id: payload.user_id,
-      reason: err instanceof HookTimeout ? "timeout" : isDbUnavailable(err) ? "database unavailable" : "error",
+      reason: err instanceof HookTimeout
+        ? "timeout"
+        : isDbUnavailable(err)
+        ? "database unavailable"
+        : "error",
       duration_ms: Math.round(performance.now() - started),
       ...errorFields(err),
     });
@@ -156,7 +183,10 @@ async function customAccessToken(
 
 async function handleHook(ctx: FunctionContext, req: Request, body: string): Promise<Response> {
   if (ctx.config.hookSecrets.length === 0) {
-    throw new ConfigError(["USER_SYNC_HOOK_SECRET"], "Configuration error: missing environment variable: USER_SYNC_HOOK_SECRET");
+    throw new ConfigError(
+      ["USER_SYNC_HOOK_SECRET"],
+      "Configuration error: missing environment variable: USER_SYNC_HOOK_SECRET",
+    );
   }
   try {
     verifyWebhook(body, req.headers, ctx.config.hookSecrets, ctx.now());
@@ -172,14 +202,27 @@ async function handleHook(ctx: FunctionContext, req: Request, body: string): Pro
   if (cat.success) return await customAccessToken(ctx, cat.data);
   const buc = BeforeUserCreatedPayload.safeParse(payload);
   if (buc.success) return beforeUserCreated(ctx, buc.data);
-  throw new HttpError(400, "invalid_input", "Unsupported hook payload (expected before_user_created or custom_access_token).");
+  throw new HttpError(
+    400,
+    "invalid_input",
+    "Unsupported hook payload (expected before_user_created or custom_access_token).",
+  );
 }
 
-async function handleDatabaseWebhook(ctx: FunctionContext, req: Request, body: string): Promise<Response> {
+async function handleDatabaseWebhook(
+  ctx: FunctionContext,
+  req: Request,
+  body: string,
+): Promise<Response> {
   requireService(await ctx.caller(req));
   const parsed = DatabaseWebhookPayload.safeParse(parseJson(body));
   if (!parsed.success) {
-    throw new HttpError(400, "invalid_input", "Invalid Database Webhook payload (auth.users only).", zodDetails(parsed.error.issues));
+    throw new HttpError(
+      400,
+      "invalid_input",
+      "Invalid Database Webhook payload (auth.users only).",
+      zodDetails(parsed.error.issues),
+    );
   }
   const p = parsed.data;
   const userId = (p.type === "DELETE" ? (p.old_record ?? p.record) : p.record)!.id;
@@ -197,7 +240,12 @@ async function handleDatabaseWebhook(ctx: FunctionContext, req: Request, body: s
       err instanceof Error ? err.message : String(err)
     }, ${null}, ${null})`.catch(() => {});
     ctx.log("error", "user sync failed", { webhook: p.type, user_id: userId, ...errorFields(err) });
-    throw new HttpError(500, "sync_failed", "The user could not be synced; the error was recorded.", { user_id: userId });
+    throw new HttpError(
+      500,
+      "sync_failed",
+      "The user could not be synced; the error was recorded.",
+      { user_id: userId },
+    );
   }
 }
 

@@ -28,7 +28,10 @@ export const CreateUserBody = z.strictObject({
   password: z.string().min(6).max(72).optional(),
   email_confirm: z.boolean().optional(),
   phone_confirm: z.boolean().optional(),
-  name: z.string().trim().min(1).max(200).refine((v) => !/\p{Cc}/u.test(v), "must not contain control characters").optional(),
+  name: z.string().trim().min(1).max(200).refine(
+    (v) => !/\p{Cc}/u.test(v),
+    "must not contain control characters",
+  ).optional(),
   avatar_url: httpUrl.optional(),
   role: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "must be a role name").optional(),
   user_metadata: z.record(z.string(), z.unknown()).optional(),
@@ -56,7 +59,12 @@ export const createCreateUserHandler = defineFunction({
 
     const parsed = CreateUserBody.safeParse(await readJson(req));
     if (!parsed.success) {
-      throw new HttpError(400, "invalid_input", "Invalid request body.", zodDetails(parsed.error.issues));
+      throw new HttpError(
+        400,
+        "invalid_input",
+        "Invalid request body.",
+        zodDetails(parsed.error.issues),
+      );
     }
     const input = parsed.data;
 
@@ -94,7 +102,11 @@ export const createCreateUserHandler = defineFunction({
 
     try {
       const { result, profile } = await confirmProfile(ctx, userId);
-      if (!profile) throw Object.assign(new Error("profile missing after user_sync.sync_user"), { code: "P0002" });
+      if (!profile) {
+        throw Object.assign(new Error("profile missing after user_sync.sync_user"), {
+          code: "P0002",
+        });
+      }
       ctx.log("info", "user created", { user_id: userId, profile: result });
       return json(201, { user: profile });
     } catch (err) {
@@ -128,12 +140,25 @@ function authFailure(ctx: FunctionContext, error: unknown): HttpError {
   }
   if (isAuthApiError(error)) {
     const code = error.code ?? "";
-    if (["email_exists", "phone_exists", "user_already_exists", "identity_already_exists"].includes(code)) {
-      return new HttpError(409, "conflict", "A user with this email or phone already exists.", { auth_code: code });
+    if (
+      ["email_exists", "phone_exists", "user_already_exists", "identity_already_exists"].includes(
+        code,
+      )
+    ) {
+      return new HttpError(409, "conflict", "A user with this email or phone already exists.", {
+        auth_code: code,
+      });
     }
-    if (error.status === 401 || (error.status === 403 && ["not_admin", "bad_jwt", "no_authorization"].includes(code))) {
+    if (
+      error.status === 401 ||
+      (error.status === 403 && ["not_admin", "bad_jwt", "no_authorization"].includes(code))
+    ) {
       ctx.log("error", "auth rejected the service key", errorFields(error));
-      return new HttpError(503, "auth_unavailable", "Supabase Auth rejected the function's service key.");
+      return new HttpError(
+        503,
+        "auth_unavailable",
+        "Supabase Auth rejected the function's service key.",
+      );
     }
     if (error.status === 403) {
       return new HttpError(403, "forbidden", error.message, { auth_code: code || undefined });

@@ -47,11 +47,20 @@ export const createSyncAllHandler = defineFunction({
 
     const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
     if (!parsed.success) {
-      throw new HttpError(400, "invalid_input", "Invalid request body.", zodDetails(parsed.error.issues));
+      throw new HttpError(
+        400,
+        "invalid_input",
+        "Invalid request body.",
+        zodDetails(parsed.error.issues),
+      );
     }
     const dryRun = parsed.data.dry_run ?? false;
     if (parsed.data.source === "cron" && caller.kind !== "service") {
-      throw new HttpError(403, "forbidden", "Only the cron job (secret key) may run as source \"cron\".");
+      throw new HttpError(
+        403,
+        "forbidden",
+        'Only the cron job (secret key) may run as source "cron".',
+      );
     }
     const source = parsed.data.source ?? (caller.kind === "service" ? "api" : "admin");
 
@@ -89,7 +98,12 @@ export const createSyncAllHandler = defineFunction({
       duration_ms: report.duration_ms ?? Math.round(performance.now() - started),
     };
     if (report.skipped) {
-      ctx.log("info", "sync skipped", { source, dry_run: dryRun, run_id: report.run_id, reason: "another reconcile is in progress" });
+      ctx.log("info", "sync skipped", {
+        source,
+        dry_run: dryRun,
+        run_id: report.run_id,
+        reason: "another reconcile is in progress",
+      });
       return json(200, report);
     }
     if (report.status === "failed") {
