@@ -9,6 +9,7 @@ create extension if not exists pg_cron with schema pg_catalog;
 grant usage on schema cron to postgres with grant option;
 grant all privileges on all tables in schema cron to postgres with grant option;
 grant all privileges on all sequences in schema cron to postgres with grant option;
+grant execute on all functions in schema cron to postgres with grant option;
 
 -- pg_net stand-in (tests/platform/extensions/pg_net--*.sql).
 create extension if not exists pg_net with schema extensions;

@@ -33,7 +33,7 @@ export function startNetSender(opts: NetSenderOptions): { stop: () => Promise<vo
   const batch = opts.batchSize ?? 200;
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
   async function deliver(req: QueuedRequest): Promise<void> {
     const started = performance.now();
@@ -47,7 +47,7 @@ export function startNetSender(opts: NetSenderOptions): { stop: () => Promise<vo
       const res = await fetch(req.url, {
         method: req.method,
         headers: req.headers,
-        body: req.method === "GET" ? undefined : req.body ?? undefined,
+        body: req.method === "GET" || req.body === null ? undefined : new Uint8Array(req.body),
         signal: AbortSignal.timeout(req.timeout_milliseconds),
       });
       status = res.status;

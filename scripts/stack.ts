@@ -1,0 +1,125 @@
+// The whole local system, as `npm start` runs it and as the end-to-end test starts it:
+// the gateway on :54321 (the three functions under /functions/v1/<name> and the Auth
+// stand-in under /auth/v1), the pg_net sender that delivers what the real `user-sync`
+// pg_cron job queues, and the Vault secrets that job reads (project URL + secret key).
+// The database itself is started by scripts/db.sh (see scripts/start.sh).
+import postgres from "postgres";
+import { startLocalStack, type LocalStack } from "../tests/platform/gateway.ts";
+import { localDbUrl, withCredentials } from "../tests/platform/local.ts";
+import { startNetSender } from "../tests/platform/net-sender.ts";
+
+export interface Stack {
+  api: LocalStack;
+  /** Superuser connection for the platform side (pg_net sender). */
+  adminDbUrl: string;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** postgres@... URL (default: SPEC §5 with USER_SYNC_DB_PORT). */
+  dbUrl?: string;
+  /** API port; 0 picks a free one (default USER_SYNC_API_PORT or 54321). */
+  port?: number;
+  /** One JSON log line per pg_net delivery. */
+  logNet?: boolean;
+}
+
+/** Creates or updates a Vault secret by name (as postgres, like the SQL editor would). */
+export async function upsertVaultSecret(sql: postgres.Sql, name: string, value: string): Promise<void> {
+  const [row] = await sql`select id from vault.secrets where name = ${name}`;
+  if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
+  else await sql`select vault.create_secret(${value}, ${name})`;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const dbUrl = options.dbUrl ?? localDbUrl();
+  const adminDbUrl = withCredentials(dbUrl, "supabase_admin", "postgres");
+  const api = await startLocalStack({ dbUrl, port: options.port });
+  const sql = postgres(dbUrl, { max: 1, prepare: false, onnotice: () => {} });
+  try {
+    // What a developer does once per project (README "Scheduled healing").
+    await upsertVaultSecret(sql, "user_sync_project_url", api.url);
+    await upsertVaultSecret(sql, "user_sync_secret_key", api.serviceRoleKey);
+  } finally {
+    await sql.end();
+  }
+  const sender = startNetSender({
+    dbUrl: adminDbUrl,
+    onResponse: options.logNet
+      ? (r) => console.log(JSON.stringify({ level: r.error ? "warn" : "info", fn: "pg_net", event: "request delivered", ...r }))
+      : undefined,
+  });
+  return {
+    api,
+    adminDbUrl,
+    async close() {
+      await sender.stop();
+      await api.close();
+    },
+  };
+}
+
+// ---- npm start ---------------------------------------------------------------------
+async function main(): Promise<void> {
+  const stack = await startStack({ logNet: true });
+  const { api } = stack;
+  console.log(`
+User Sync for Supabase — local stack (development-only values, never valid in production)
+
+  API            ${api.url}
+  Functions      ${api.url}/functions/v1/{sync-all,create-user,auth-webhook}
+  Auth stand-in  ${api.url}/auth/v1
+  Database       ${api.dbUrl}
+  JWT secret     ${api.jwtSecret}
+  anon key       ${api.anonKey}
+  service_role   ${api.serviceRoleKey}
+  Hook secret    ${api.hookSecret}
+
+  Try:  curl -s -H "Authorization: Bearer ${api.serviceRoleKey.slice(0, 12)}..." ${api.url}/functions/v1/sync-all
+        deno task seed --users 1000
+  pg_cron job 'user-sync' calls sync-all every 5 minutes. Ctrl-C stops everything.
+`);
+
+  const sql = postgres(api.dbUrl, { max: 1, prepare: false, onnotice: () => {} });
+  const tty = Deno.stdout.isTerminal();
+  let stopping = false;
+  let lastLine = "";
+  const tick = async () => {
+    if (stopping) return;
+    let line: string;
+    try {
+      const [{ s }] = await sql`select user_sync.status() as s`;
+      const run = s.last_run
+        ? `last run #${s.last_run.run_id} ${s.last_run.source} ${s.last_run.status} ${s.last_run.finished_at ?? ""}`.trim()
+        : "no run yet";
+      line = `status: ${s.auth_users} auth users, ${s.profiles} profiles, ` +
+        `drift ${s.missing} missing / ${s.drifted} drifted / ${s.orphaned} orphaned, ` +
+        `${s.open_errors} open errors, ${run}`;
+    } catch (e) {
+      line = `status: database unreachable (${e instanceof Error ? e.message : e})`;
+    }
+    if (tty) {
+      await Deno.stdout.write(new TextEncoder().encode(`\r\x1b[2K${line}`));
+    } else if (line !== lastLine) {
+      console.log(line);
+    }
+    lastLine = line;
+  };
+  await tick();
+  const timer = setInterval(tick, 2000);
+
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(timer);
+    if (tty) console.log("");
+    console.log("stopping…");
+    await stack.close();
+    await sql.end({ timeout: 2 });
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) await main();
