@@ -280,6 +280,55 @@ Deno.test({
 
 Deno.test({
   ...integration,
+  name: "a run where some users cannot be synced answers 200 with errors, logs it, records them",
+  async fn() {
+    const stack = await t.stack();
+    const email = `unsyncable-${crypto.randomUUID()}@example.test`;
+    // a profile table that refuses this one user (added NOT VALID: existing rows stay)
+    await t.db().unsafe(
+      `alter table public.users add constraint user_sync_test_refuse check (email is distinct from '${email}') not valid`,
+    );
+    try {
+      const { data, error } = await client(stack, "service").auth.admin.createUser({
+        email,
+        email_confirm: true,
+      });
+      assert.equal(error, null, "the trigger never blocks the sign-up");
+      const id = data.user!.id;
+      const res = await call(stack, "sync-all", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: {},
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.status, "errors");
+      assert.ok(res.body.errors >= 1, JSON.stringify(res.body));
+      const line = logLines("sync-all", "sync completed with errors").find((l) =>
+        l.run_id === res.body.run_id
+      );
+      assert.ok(line, "a 'sync completed with errors' line for this run");
+      assert.equal(line.level, "warn");
+      const recorded = await t.db()`
+        select 1 from user_sync.errors where user_id = ${id} and source = 'reconcile' and run_id = ${res.body.run_id}`;
+      assert.equal(recorded.length, 1);
+    } finally {
+      await t.db().unsafe(
+        `alter table public.users drop constraint if exists user_sync_test_refuse`,
+      );
+    }
+    // healed by the next run
+    const next = await call(stack, "sync-all", {
+      method: "POST",
+      headers: serviceHeaders(stack),
+      json: {},
+    });
+    assert.equal(next.body.status, "ok");
+    assert.ok(next.body.inserted >= 1);
+  },
+});
+
+Deno.test({
+  ...integration,
   name: "sync-all logs contain no key, token or password",
   async fn() {
     const stack = await t.stack();
