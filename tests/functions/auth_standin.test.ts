@@ -3,7 +3,6 @@
 // GoTrue's rows, so the real user_sync trigger keeps public.users in line.
 import assert from "node:assert/strict";
 import {
-  assertNoSecretsLogged,
   client,
   decodeJwt,
   integration,
