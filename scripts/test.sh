@@ -14,10 +14,12 @@ PORT="$USER_SYNC_DB_PORT"
 
 passed=0
 failed=0
+LOGDIR="$(mktemp -d)"
 step() {
   local name="$1"; shift
+  local log="$LOGDIR/$(echo "$name" | tr -c 'a-zA-Z0-9' _).log"
   printf '\n==> %s\n' "$name"
-  if "$@"; then passed=$((passed + 1)); printf '<== %s: ok\n' "$name"
+  if "$@" 2>&1 | tee "$log"; then passed=$((passed + 1)); printf '<== %s: ok\n' "$name"
   else failed=$((failed + 1)); printf '<== %s: FAILED\n' "$name"; fi
 }
 
@@ -43,5 +45,16 @@ fi
 
 $DB stop >/dev/null 2>&1 || true
 trap - EXIT
-printf '\nsteps: %d passed, %d failed\n' "$passed" "$failed"
+# One closing line with the test counts of every runner (pg_prove + deno test); a step
+# that failed without counting anything (push, lint) counts as one failed test.
+counts="$(cat "$LOGDIR"/*.log 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | awk '
+  /^Files=[0-9]+, Tests=[0-9]+/ { match($0, /Tests=[0-9]+/); t = substr($0, RSTART + 6, RLENGTH - 6); tp += t }
+  /^Failed [0-9]+\/[0-9]+ subtests/ { split($2, a, "/"); tf += a[1] }
+  /^(ok|FAILED) \| [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) dp += $i; if ($(i + 1) ~ /^failed/) df += $i } }
+  END { printf "%d %d", tp - tf + dp, tf + df }')"
+read -r tests_passed tests_failed <<<"$counts"
+if [ "$failed" -gt 0 ] && [ "$tests_failed" = 0 ]; then tests_failed="$failed"; fi
+rm -rf "$LOGDIR"
+printf '\nsteps: %d ok, %d failed\n' "$passed" "$failed"
+printf 'tests: %d passed, %d failed\n' "$tests_passed" "$tests_failed"
 [ "$failed" = 0 ]
