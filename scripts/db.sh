@@ -7,6 +7,8 @@
 #   scripts/db.sh push           apply supabase/migrations with the real Supabase CLI
 #   scripts/db.sh lint           supabase db lint + supabase db advisors, fail on warning
 #   scripts/db.sh stop           stop the cluster (data kept unless started --fresh)
+#   scripts/db.sh crash          stop it the hard way (pg_ctl -m immediate: no checkpoint, every
+#                                 connection cut, as a crash); `start` then runs crash recovery
 #   scripts/db.sh psql [...]     psql as supabase_admin (superuser)
 #
 # Environment: USER_SYNC_PGDATA (default .local/pgdata), USER_SYNC_DB_PORT (54322).
@@ -133,13 +135,21 @@ cmd_stop() {
   fi
 }
 
+cmd_crash() {
+  if [ -f "$PGDATA/PG_VERSION" ] && is_running; then
+    as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null
+    log "database crashed (immediate stop)"
+  fi
+}
+
 case "${1:-}" in
   install) cmd_install ;;
   start) shift; cmd_start "$@" ;;
   push) cmd_push ;;
   lint) cmd_lint ;;
   stop) cmd_stop ;;
+  crash) cmd_crash ;;
   psql) shift; psql_admin "$@" ;;
   url) echo "$DB_URL" ;;
-  *) echo "usage: $0 install|start [--fresh]|push|lint|stop|psql|url" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start [--fresh]|push|lint|stop|crash|psql|url" >&2; exit 2 ;;
 esac
