@@ -13,6 +13,22 @@ import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 
 export const FN = "create-user";
 
+/**
+ * Bound on each call to Supabase Auth's admin API. supabase-js sets no timeout of its
+ * own: an Auth that accepts the connection but never answers would hold the request
+ * until the platform's wall-clock limit kills it (no JSON answer). Past this bound the
+ * call is aborted and answered 503 `auth_unavailable`.
+ */
+export const AUTH_TIMEOUT_MS = 10_000;
+
+function withTimeout(fetchImpl: typeof fetch, ms: number): typeof fetch {
+  return (input, init = {}) => {
+    const timeout = AbortSignal.timeout(ms);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    return fetchImpl(input, { ...init, signal });
+  };
+}
+
 const httpUrl = z.string().max(2048).refine((v) => {
   try {
     const u = new URL(v);
@@ -85,7 +101,7 @@ export const createCreateUserHandler = defineFunction({
 
     const auth = createClient(ctx.config.supabaseUrl, ctx.config.authAdminKey, {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-      global: { fetch: ctx.fetch },
+      global: { fetch: withTimeout(ctx.fetch, AUTH_TIMEOUT_MS) },
     });
     const { data, error } = await auth.auth.admin.createUser({
       email: input.email,
