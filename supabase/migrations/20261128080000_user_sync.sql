@@ -115,14 +115,17 @@ select
   au.id,
   nullif(au.email, '')::text as email,
   nullif(au.phone, '') as phone,
+  -- Each candidate is cleaned (control characters out, whitespace trimmed); the
+  -- costly translate() runs only when k.dirty finds something to clean, which
+  -- gives the same result for a clean candidate at a fraction of the cost.
   nullif(rtrim(left(coalesce(
-    nullif(btrim(translate(c.full_name, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(c.name, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(c.given_family, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(c.user_name, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(c.preferred_username, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(c.nickname, k.ctrl, k.sp), k.ws), ''),
-    nullif(btrim(translate(split_part(au.email, '@', 1), k.ctrl, k.sp), k.ws), '')
+    case when c.full_name ~ k.dirty then nullif(btrim(translate(c.full_name, k.ctrl, k.sp), k.ws), '') else nullif(c.full_name, '') end,
+    case when c.name ~ k.dirty then nullif(btrim(translate(c.name, k.ctrl, k.sp), k.ws), '') else nullif(c.name, '') end,
+    case when c.given_family ~ k.dirty then nullif(btrim(translate(c.given_family, k.ctrl, k.sp), k.ws), '') else nullif(c.given_family, '') end,
+    case when c.user_name ~ k.dirty then nullif(btrim(translate(c.user_name, k.ctrl, k.sp), k.ws), '') else nullif(c.user_name, '') end,
+    case when c.preferred_username ~ k.dirty then nullif(btrim(translate(c.preferred_username, k.ctrl, k.sp), k.ws), '') else nullif(c.preferred_username, '') end,
+    case when c.nickname ~ k.dirty then nullif(btrim(translate(c.nickname, k.ctrl, k.sp), k.ws), '') else nullif(c.nickname, '') end,
+    case when split_part(au.email, '@', 1) ~ k.dirty then nullif(btrim(translate(split_part(au.email, '@', 1), k.ctrl, k.sp), k.ws), '') else nullif(split_part(au.email, '@', 1), '') end
   ), (select cfg.name_max_length from user_sync.config cfg)), k.ws), '') as name,
   case
     when char_length(c.avatar_url) <= 2048 and c.avatar_url ~* '^https?://[^[:space:][:cntrl:]]+$' then c.avatar_url
@@ -131,13 +134,22 @@ select
   coalesce(r.role, (select cfg.default_role from user_sync.config cfg), 'user') as role,
   case when jsonb_typeof(au.raw_app_meta_data -> 'provider') = 'string'
     then left(au.raw_app_meta_data ->> 'provider', 200) end as provider,
-  case when jsonb_typeof(au.raw_app_meta_data -> 'providers') = 'array'
-    then array(
+  -- The string elements of raw_app_meta_data.providers. One or two strings (nearly
+  -- every user) are read inline; only other shapes pay for a per-row subquery.
+  case
+    when jsonb_typeof(au.raw_app_meta_data -> 'providers') is distinct from 'array' then '{}'::text[]
+    when jsonb_array_length(au.raw_app_meta_data -> 'providers') = 1
+         and jsonb_typeof(au.raw_app_meta_data -> 'providers' -> 0) = 'string'
+      then array[left(au.raw_app_meta_data -> 'providers' ->> 0, 200)]
+    when jsonb_array_length(au.raw_app_meta_data -> 'providers') = 2
+         and jsonb_typeof(au.raw_app_meta_data -> 'providers' -> 0) = 'string'
+         and jsonb_typeof(au.raw_app_meta_data -> 'providers' -> 1) = 'string'
+      then array[left(au.raw_app_meta_data -> 'providers' ->> 0, 200), left(au.raw_app_meta_data -> 'providers' ->> 1, 200)]
+    else array(
       select left(e #>> '{}', 200)
       from jsonb_array_elements(au.raw_app_meta_data -> 'providers') as e
       where jsonb_typeof(e) = 'string'
     )
-    else '{}'::text[]
   end as providers,
   coalesce(au.is_anonymous, false) as is_anonymous,
   au.email_confirmed_at,
@@ -156,7 +168,11 @@ cross join (
     || E'\u0090\u0091\u0092\u0093\u0094\u0095\u0096\u0097\u0098\u0099\u009a\u009b\u009c\u009d\u009e\u009f'
     || E'\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff' as ctrl,
     '        '::text as sp,
-    E' \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000' as ws
+    E' \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000' as ws,
+    -- Matches exactly when translate(x, ctrl, sp) or btrim(x, ws) would change x:
+    -- a ctrl character anywhere, or a ws character at either end.
+    '[\u0001-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]'
+    || '|^[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]|[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]$' as dirty
 ) k
 cross join lateral (
   select
@@ -179,15 +195,18 @@ comment on view user_sync.auth_profiles is
 revoke all on user_sync.auth_profiles from public, anon, authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
--- How profiles differ from what they should be. One row per auth user; orphaned
--- profiles (no auth user) are found separately by an anti-join.
--- name/avatar_url count as drift only while not edited in the app.
+-- How profiles differ from what they should be: every auth user and every profile,
+-- paired by id (a full join), so that one pass finds the missing, the drifted and
+-- the orphaned. name/avatar_url count as drift only while not edited in the app.
 -- -----------------------------------------------------------------------------
-create or replace view user_sync.profile_drift as
+create or replace view user_sync.profile_diff as
 select
   d.*,
-  p.id is null as missing,
-  p.id is not null and (
+  p.id as profile_id,
+  p.xmin as profile_xmin,
+  d.id is not null and p.id is null as missing,
+  d.id is null as orphaned,
+  d.id is not null and p.id is not null and (
     p.email, p.phone, p.role, p.provider, p.providers, p.is_anonymous,
     p.email_confirmed_at, p.last_sign_in_at, p.created_at, p.deleted_at,
     case when p.name_edited_at is null then p.name is distinct from d.name else false end,
@@ -197,10 +216,22 @@ select
     d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at,
     false,
     false
-  ) as drifted,
-  p.xmin as profile_xmin
+  ) as drifted
 from user_sync.auth_profiles d
-left join public.users p on p.id = d.id;
+full join public.users p on p.id = d.id;
+comment on view user_sync.profile_diff is
+  'Every auth user and every profile, paired by id: missing (no profile), orphaned (no auth user; id is null, profile_id is set), drifted (differs from user_sync.auth_profiles).';
+revoke all on user_sync.profile_diff from public, anon, authenticated, service_role;
+
+-- One row per auth user (the full join above reduced to a left join by the filter on
+-- id, so a lookup of one user is two index probes).
+create or replace view user_sync.profile_drift as
+select
+  x.id, x.email, x.phone, x.name, x.avatar_url, x.role, x.provider, x.providers, x.is_anonymous,
+  x.email_confirmed_at, x.last_sign_in_at, x.created_at, x.deleted_at,
+  x.missing, x.drifted, x.profile_xmin
+from user_sync.profile_diff x
+where x.id is not null;
 comment on view user_sync.profile_drift is
   'Each auth user with its profile''s state: missing, drifted (differs from user_sync.auth_profiles), or neither.';
 revoke all on user_sync.profile_drift from public, anon, authenticated, service_role;
@@ -590,6 +621,13 @@ declare
   v_state text;
   v_message text;
   v_status text;
+  v_missing uuid[];
+  v_drifted uuid[];
+  v_orphaned uuid[];
+  v_open_errors uuid[];
+  v_any boolean;
+  -- Above this many missing profiles they are inserted in one pass over auth.users.
+  v_bulk constant integer := 5000;
   r record;
 begin
   if p_dry_run is null then
@@ -614,33 +652,58 @@ begin
   insert into user_sync.runs (source, dry_run) values (p_source, p_dry_run) returning id into v_run_id;
 
   begin
+    -- One pass over both tables finds what to do: the ids of missing, drifted and
+    -- orphaned profiles (empty when all is in sync), and how many rows each side has.
+    select count(x.id), count(x.profile_id),
+           coalesce(array_agg(x.id) filter (where x.missing), '{}'),
+           coalesce(array_agg(x.id) filter (where x.drifted), '{}'),
+           coalesce(array_agg(x.profile_id) filter (where x.orphaned), '{}')
+      into v_auth_users, v_profiles, v_missing, v_drifted, v_orphaned
+      from user_sync.profile_diff x;
+
     if p_dry_run then
-      select count(*) filter (where pd.missing), count(*) filter (where pd.drifted)
-        into v_inserted, v_updated
-        from user_sync.profile_drift pd;
-      select count(*) into v_deleted
-        from public.users u where not exists (select 1 from auth.users au where au.id = u.id);
-    else
+      v_inserted := cardinality(v_missing);
+      v_updated := cardinality(v_drifted);
+      v_deleted := cardinality(v_orphaned);
+    elsif cardinality(v_missing) + cardinality(v_drifted) + cardinality(v_orphaned) > 0 then
       begin
+        -- Each step re-reads the users it works on (their state may have moved since
+        -- the pass above), by id: index probes on both tables, never a nested loop.
         v_sync_ts := clock_timestamp();
         -- Missing profiles. A profile inserted meanwhile by the trigger wins.
-        insert into public.users (
-          id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-          email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-        )
-        select
-          pd.id, pd.email, pd.phone, pd.name, pd.avatar_url, pd.role, pd.provider, pd.providers, pd.is_anonymous,
-          pd.email_confirmed_at, pd.last_sign_in_at, pd.created_at, pd.deleted_at, now(), v_sync_ts
-        from user_sync.profile_drift pd
-        where pd.missing
-        on conflict (id) do nothing;
-        get diagnostics v_inserted = row_count;
+        if cardinality(v_missing) > v_bulk then
+          -- Many (a first sync): one pass over auth.users beats a probe per id.
+          insert into public.users (
+            id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+            email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+          )
+          select
+            pd.id, pd.email, pd.phone, pd.name, pd.avatar_url, pd.role, pd.provider, pd.providers, pd.is_anonymous,
+            pd.email_confirmed_at, pd.last_sign_in_at, pd.created_at, pd.deleted_at, now(), v_sync_ts
+          from user_sync.profile_drift pd
+          where pd.missing
+          on conflict (id) do nothing;
+          get diagnostics v_inserted = row_count;
+        elsif cardinality(v_missing) > 0 then
+          insert into public.users (
+            id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+            email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+          )
+          select
+            d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
+            d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), v_sync_ts
+          from user_sync.auth_profiles d
+          where d.id = any(v_missing)
+          on conflict (id) do nothing;
+          get diagnostics v_inserted = row_count;
+        end if;
 
         -- Drifted profiles; rows changed since they were read are skipped (xmin).
-        for v_pass in 1..3 loop
+        for v_pass in 1..case when cardinality(v_drifted) > 0 then 3 else 0 end loop
           v_sync_ts := clock_timestamp();
           with todo as materialized (
-            select pd.* from user_sync.profile_drift pd where pd.drifted
+            select x.* from user_sync.profile_diff x
+            where x.id = any(v_drifted) and x.profile_id = any(v_drifted) and x.drifted
           ), done as (
             update public.users u set
               email = t.email,
@@ -658,7 +721,7 @@ begin
               updated_at = now(),
               synced_at = v_sync_ts
             from todo t
-            where u.id = t.id and u.xmin = t.profile_xmin
+            where u.id = any(v_drifted) and u.id = t.id and u.xmin = t.profile_xmin
             returning 1
           )
           select (select count(*) from todo), (select count(*) from done) into v_todo, v_n;
@@ -668,8 +731,13 @@ begin
 
         -- Orphans: profiles whose auth user is gone (only possible when the
         -- foreign key was bypassed, e.g. by replication or a restore).
-        delete from public.users u where not exists (select 1 from auth.users au where au.id = u.id);
-        get diagnostics v_deleted = row_count;
+        if cardinality(v_orphaned) > 0 then
+          delete from public.users u
+          where u.id = any(v_orphaned)
+            and not exists (select 1 from auth.users au where au.id = any(v_orphaned) and au.id = u.id);
+          get diagnostics v_deleted = row_count;
+        end if;
+        v_profiles := v_profiles + v_inserted - v_deleted;
       exception when others then
         -- The set-based pass is rolled back as a whole; sync each affected user alone.
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
@@ -693,19 +761,30 @@ begin
             v_errors := v_errors + 1;
           end;
         end loop;
+        select count(*) into v_auth_users from auth.users;
+        select count(*) into v_profiles from public.users;
       end;
-
-      -- Open errors of users that are now in sync (or gone) are resolved.
-      update user_sync.errors e set resolved_at = now()
-      where e.resolved_at is null
-        and e.run_id is distinct from v_run_id
-        and not exists (
-          select 1 from user_sync.profile_drift pd where pd.id = e.user_id and (pd.missing or pd.drifted)
-        );
     end if;
 
-    select count(*) into v_auth_users from auth.users;
-    select count(*) into v_profiles from public.users;
+    if not p_dry_run then
+      -- Open errors of users that are now in sync (or gone) are resolved; those
+      -- users are looked up by id.
+      select coalesce(array_agg(distinct e.user_id) filter (where e.user_id is not null), '{}'), count(*) > 0
+        into v_open_errors, v_any
+        from user_sync.errors e
+        where e.resolved_at is null and e.run_id is distinct from v_run_id;
+      if v_any then
+        update user_sync.errors e set resolved_at = now()
+        where e.resolved_at is null
+          and e.run_id is distinct from v_run_id
+          and (e.user_id is null or e.user_id = any(v_open_errors))
+          and not exists (
+            select 1 from user_sync.profile_diff x
+            where x.id = any(v_open_errors) and x.id = e.user_id and (x.missing or x.drifted)
+          );
+      end if;
+    end if;
+
     v_status := case when v_errors > 0 then 'errors' else 'ok' end;
   exception when others then
     get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
@@ -754,10 +833,10 @@ security definer
 set search_path = ''
 as $$
   select jsonb_build_object(
-    'auth_users', (select count(*) from auth.users),
-    'profiles', (select count(*) from public.users),
+    'auth_users', d.auth_users,
+    'profiles', d.profiles,
     'missing', d.missing,
-    'orphaned', (select count(*) from public.users u where not exists (select 1 from auth.users au where au.id = u.id)),
+    'orphaned', d.orphaned,
     'drifted', d.drifted,
     'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
     'last_run', (
@@ -769,8 +848,11 @@ as $$
     )
   )
   from (
-    select count(*) filter (where pd.missing) as missing, count(*) filter (where pd.drifted) as drifted
-    from user_sync.profile_drift pd
+    -- One pass over both tables.
+    select count(x.id) as auth_users, count(x.profile_id) as profiles,
+           count(*) filter (where x.missing) as missing, count(*) filter (where x.orphaned) as orphaned,
+           count(*) filter (where x.drifted) as drifted
+    from user_sync.profile_diff x
   ) d;
 $$;
 comment on function user_sync.status() is
