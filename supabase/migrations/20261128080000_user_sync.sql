@@ -410,7 +410,13 @@ grant execute on function user_sync.sync_user(uuid) to service_role;
 -- (sign-in, metadata merge, email change, confirmation, soft delete,
 -- anonymous -> permanent). Fail-open: it never blocks a sign-up or a sign-in. A
 -- failure is recorded in user_sync.errors, raised as a WARNING and healed by the
--- next reconcile. lock_timeout keeps a long reconcile from stalling sign-ins.
+-- next reconcile. Lock waits are bounded (2 s in all) so a long reconcile cannot
+-- stall sign-ins, and taken in short slices, below deadlock_timeout: an admin's role
+-- change locks the profile first and then waits for this auth.users row (the
+-- write-back), the opposite order. Between slices the trigger checks whether the
+-- transaction holding the profile waits for this one; if so it does not wait (that
+-- would be a deadlock, and the admin would get it): it records a note, and the role
+-- change syncs the profile itself right after this commits (resolving the note).
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.on_auth_user_change() returns trigger
 language plpgsql
@@ -422,15 +428,43 @@ declare
   v_state text;
   v_message text;
   v_detail text;
+  v_deadline timestamptz := clock_timestamp() + interval '2 seconds';
 begin
   begin
-    perform user_sync.sync_user(new.id);
+    loop
+      begin
+        perform set_config('lock_timeout', '100ms', true);
+        perform user_sync.sync_user(new.id);
+        return null;
+      exception when lock_not_available then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
+      end;
+      -- Is the transaction that holds the profile row (its xmax) waiting for ours?
+      if exists (
+        select 1
+        from public.users u
+        join pg_catalog.pg_locks holder
+          on holder.locktype = 'transactionid' and holder.granted and holder.transactionid = u.xmax
+        join pg_catalog.pg_locks waiting
+          on waiting.pid = holder.pid and waiting.locktype = 'transactionid' and not waiting.granted
+        join pg_catalog.pg_locks mine
+          on mine.pid = pg_catalog.pg_backend_pid() and mine.locktype = 'transactionid' and mine.granted
+         and mine.transactionid = waiting.transactionid
+        where u.id = new.id
+      ) then
+        perform user_sync.record_error(new.id, 'trigger', v_state,
+          'profile locked by a transaction that waits for this one (a role change): left to it', null);
+        return null;
+      end if;
+      exit when clock_timestamp() >= v_deadline;
+    end loop;
   exception when others then
     get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
-    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, v_detail);
-    raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-      new.id, v_state, v_message;
   end;
+  -- Not synced (an error, or the lock budget spent): record it, heal later.
+  perform user_sync.record_error(new.id, 'trigger', v_state, v_message, v_detail);
+  raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
+    new.id, v_state, v_message;
   return null;
 end
 $$;
