@@ -50,7 +50,13 @@ export const CreateUserBody = z.strictObject({
   ).optional(),
   avatar_url: httpUrl.optional(),
   role: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "must be a role name").optional(),
-  user_metadata: z.record(z.string(), z.unknown()).optional(),
+  // Auth stores user_metadata as jsonb, which cannot hold U+0000 (Auth would fail with
+  // a 500 and we would answer 503 "try again" to an input that can never succeed).
+  user_metadata: z.record(z.string(), z.unknown()).refine(
+    // JSON.stringify writes U+0000 as \u0000 after an even number of backslashes
+    (v) => !/(?:^|[^\\])(?:\\\\)*\\u0000/.test(JSON.stringify(v)),
+    "must not contain the character U+0000",
+  ).optional(),
 }).refine((b) => b.email !== undefined || b.phone !== undefined, {
   message: "email or phone is required",
   path: ["email"],
