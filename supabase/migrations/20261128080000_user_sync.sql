@@ -254,11 +254,17 @@ create table if not exists user_sync.runs (
   deleted bigint not null default 0,
   unchanged bigint not null default 0,
   errors integer not null default 0,
-  error text
+  error text,
+  horizon xid8,
+  basis text
 );
 comment on table user_sync.runs is 'One row per user_sync.reconcile() call (including dry runs and skipped overlapping calls).';
 comment on column user_sync.runs.source is 'Who asked: cron, manual, api, admin, ...';
 comment on column user_sync.runs.status is 'ok, errors (some users could not be synced, see user_sync.errors), failed (nothing applied), skipped (another run was in progress).';
+comment on column user_sync.runs.horizon is
+  'Set by a complete, successful (not dry) run: every auth user and profile whose row version is older than this transaction id was in sync when the run looked. The next run re-derives only rows written since (see reconcile).';
+comment on column user_sync.runs.basis is
+  'Fingerprint of what profiles are derived from besides the rows (field-rule views, config, roles, the tables'' storage, the cluster). A horizon is only used under the same basis.';
 revoke all on user_sync.runs from public, anon, authenticated;
 grant select on user_sync.runs to service_role;
 
@@ -662,6 +668,14 @@ declare
   v_any boolean;
   -- Above this many missing profiles they are inserted in one pass over auth.users.
   v_bulk constant integer := 5000;
+  v_cluster text;
+  v_basis text;
+  v_horizon xid8;
+  v_prev xid8;
+  v_prev_basis text;
+  v_age bigint;
+  v_recent uuid[];
+  v_complete boolean := true;
   r record;
 begin
   if p_dry_run is null then
@@ -686,14 +700,68 @@ begin
   insert into user_sync.runs (source, dry_run) values (p_source, p_dry_run) returning id into v_run_id;
 
   begin
-    -- One pass over both tables finds what to do: the ids of missing, drifted and
-    -- orphaned profiles (empty when all is in sync), and how many rows each side has.
-    select count(x.id), count(x.profile_id),
-           coalesce(array_agg(x.id) filter (where x.missing), '{}'),
-           coalesce(array_agg(x.id) filter (where x.drifted), '{}'),
-           coalesce(array_agg(x.profile_id) filter (where x.orphaned), '{}')
-      into v_auth_users, v_profiles, v_missing, v_drifted, v_orphaned
-      from user_sync.profile_diff x;
+    -- What profiles are derived from besides the rows themselves. A change to any of
+    -- it (a new field rule, config, a role, a rewritten table, another cluster after a
+    -- restore) makes the next run look at every row again.
+    begin
+      select c.system_identifier::text into v_cluster from pg_catalog.pg_control_system() c;
+    exception when others then
+      v_cluster := '';
+    end;
+    v_basis := md5(concat_ws('|', v_cluster,
+      pg_relation_filenode('auth.users'::regclass), pg_relation_filenode('public.users'::regclass),
+      pg_get_viewdef('user_sync.auth_profiles'::regclass), pg_get_viewdef('user_sync.profile_diff'::regclass),
+      (select string_agg(c::text, ',') from user_sync.config c),
+      (select string_agg(ro.role, ',' order by ro.role) from user_sync.roles ro)));
+    -- Every transaction that wrote a row older than this had ended before the pass
+    -- below started, so the pass sees all such rows as they are.
+    v_horizon := pg_snapshot_xmin(pg_current_snapshot());
+
+    -- The last complete, successful run left its horizon: rows written before it were
+    -- in sync then and, unchanged since (same row version, same basis), still are.
+    select ru.horizon, ru.basis into v_prev, v_prev_basis
+      from user_sync.runs ru where ru.horizon is not null order by ru.id desc limit 1;
+    if v_prev is not null and v_prev_basis = v_basis and v_prev <= v_horizon then
+      -- age(xmin) <= v_age  <=>  the row version was written at or after v_prev.
+      v_age := pg_current_xact_id()::text::bigint - v_prev::text::bigint;
+      if v_age > 1000000000 then
+        v_prev := null; -- too long ago for 32-bit transaction ids: look at everything
+      end if;
+    else
+      v_prev := null;
+    end if;
+
+    if v_prev is null then
+      -- One pass over both tables finds what to do: the ids of missing, drifted and
+      -- orphaned profiles (empty when all is in sync), and how many rows each side has.
+      select count(x.id), count(x.profile_id),
+             coalesce(array_agg(x.id) filter (where x.missing), '{}'),
+             coalesce(array_agg(x.id) filter (where x.drifted), '{}'),
+             coalesce(array_agg(x.profile_id) filter (where x.orphaned), '{}')
+        into v_auth_users, v_profiles, v_missing, v_drifted, v_orphaned
+        from user_sync.profile_diff x;
+    else
+      -- The same, deriving profiles only for rows written since the last horizon (and
+      -- for auth users without created_at, whose derived created_at is now()): one
+      -- pass over ids and row versions, then the field rules for the few.
+      select count(a.id), count(p.id),
+             coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
+             coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+             coalesce(array_agg(p.id) filter (where a.id is null), '{}')
+        into v_auth_users, v_profiles, v_missing, v_recent, v_orphaned
+        from (select au.id, age(au.xmin) <= v_age or au.created_at is null as recent from auth.users au) a
+        full join (select u.id, age(u.xmin) <= v_age as recent from public.users u) p on p.id = a.id;
+      v_drifted := '{}';
+      if cardinality(v_recent) > greatest(v_bulk, v_auth_users / 4) then
+        -- Most rows are new (e.g. right after a first sync): one pass is cheaper.
+        select coalesce(array_agg(x.id) filter (where x.drifted), '{}') into v_drifted
+          from user_sync.profile_diff x;
+      elsif cardinality(v_recent) > 0 then
+        select coalesce(array_agg(x.id), '{}') into v_drifted
+          from user_sync.profile_diff x
+          where x.id = any(v_recent) and x.profile_id = any(v_recent) and x.drifted;
+      end if;
+    end if;
 
     if p_dry_run then
       v_inserted := cardinality(v_missing);
@@ -737,7 +805,9 @@ begin
           v_sync_ts := clock_timestamp();
           with todo as materialized (
             select x.* from user_sync.profile_diff x
-            where x.id = any(v_drifted) and x.profile_id = any(v_drifted) and x.drifted
+            where x.drifted
+              and (cardinality(v_drifted) > greatest(v_bulk, v_auth_users / 4) -- most rows: one pass
+                   or (x.id = any(v_drifted) and x.profile_id = any(v_drifted)))
           ), done as (
             update public.users u set
               email = t.email,
@@ -755,12 +825,14 @@ begin
               updated_at = now(),
               synced_at = v_sync_ts
             from todo t
-            where u.id = any(v_drifted) and u.id = t.id and u.xmin = t.profile_xmin
+            where (cardinality(v_drifted) > greatest(v_bulk, v_auth_users / 4) or u.id = any(v_drifted))
+              and u.id = t.id and u.xmin = t.profile_xmin
             returning 1
           )
           select (select count(*) from todo), (select count(*) from done) into v_todo, v_n;
           v_updated := v_updated + v_n;
-          exit when v_n = v_todo;
+          v_complete := v_n = v_todo;
+          exit when v_complete;
         end loop;
 
         -- Orphans: profiles whose auth user is gone (only possible when the
@@ -797,6 +869,7 @@ begin
         end loop;
         select count(*) into v_auth_users from auth.users;
         select count(*) into v_profiles from public.users;
+        v_complete := v_errors = 0;
       end;
     end if;
 
@@ -839,7 +912,9 @@ begin
     deleted = v_deleted,
     unchanged = greatest(coalesce(v_auth_users, 0) - v_inserted - v_updated, 0),
     errors = v_errors,
-    error = case when v_status = 'failed' then format('%s: %s', v_state, v_message) end
+    error = case when v_status = 'failed' then format('%s: %s', v_state, v_message) end,
+    horizon = case when not p_dry_run and v_status = 'ok' and v_complete then v_horizon end,
+    basis = v_basis
   where id = v_run_id;
 
   return (
