@@ -15,6 +15,8 @@ PORT="$USER_SYNC_DB_PORT"
 passed=0
 failed=0
 LOGDIR="$(mktemp -d)"
+# Every log line the Deno tests capture instead of printing, for the final scan.
+export USER_SYNC_TEST_LOG="$LOGDIR/captured.txt"
 step() {
   local name="$1"; shift
   local log="$LOGDIR/$(echo "$name" | tr -c 'a-zA-Z0-9' _).log"
@@ -41,6 +43,10 @@ step "pgTAP suite (pg_prove)" pg_prove --ext .sql -h 127.0.0.1 -p "$PORT" -U sup
 
 if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/dev/null; then
   step "Deno suites" "$ROOT/node_modules/.bin/deno" task test:deno
+  # The logs of the whole run (every step's output, captured lines, the server log,
+  # the logs kept in the database) must not contain a single configured secret.
+  step "secrets in the logs of the whole run" "$ROOT/node_modules/.bin/deno" run -A \
+    tests/reliability/log-scan.ts "$LOGDIR"
 fi
 
 $DB stop >/dev/null 2>&1 || true

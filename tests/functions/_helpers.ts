@@ -16,14 +16,27 @@ export type Sql = postgres.Sql<Record<string, never>>;
 // ---------------------------------------------------------------------------
 export const captured: string[] = [];
 const verbose = Deno.env.get("USER_SYNC_TEST_VERBOSE") === "1";
-setLogSink((line) => {
+// scripts/test.sh collects every captured line of the run here, for its scan of the
+// whole run's logs for secrets (tests/reliability/log-scan.ts).
+const runLog = Deno.env.get("USER_SYNC_TEST_LOG");
+function capture(line: string): void {
   captured.push(line);
+  if (runLog) {
+    try {
+      Deno.writeTextFileSync(runLog, `${line}\n`, { append: true });
+    } catch {
+      // the scan will notice the file is missing
+    }
+  }
+}
+setLogSink((line) => {
+  capture(line);
   if (verbose) console.error(line);
 });
 for (const method of ["log", "info", "warn", "error", "debug"] as const) {
   const original = console[method].bind(console);
   console[method] = (...args: unknown[]) => {
-    captured.push(args.map((a) => (typeof a === "string" ? a : Deno.inspect(a))).join(" "));
+    capture(args.map((a) => (typeof a === "string" ? a : Deno.inspect(a))).join(" "));
     if (verbose || method === "error") original(...args);
   };
 }
