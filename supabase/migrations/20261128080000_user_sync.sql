@@ -356,7 +356,13 @@ begin
   -- Two rounds at most: an insert that loses a race with a concurrent insert of the
   -- same profile turns into an update on the second round.
   for v_round in 1..2 loop
-    select * into d from user_sync.profile_drift pd where pd.id = p_user_id;
+    if exists (select 1 from public.users u where u.id = p_user_id) then
+      select * into d from user_sync.profile_drift pd where pd.id = p_user_id;
+    else
+      -- No profile yet (a sign-up): it is missing, so only the derived row is needed,
+      -- not the comparison (half the cost of the profile_drift lookup).
+      select ap.*, true as missing, false as drifted into d from user_sync.auth_profiles ap where ap.id = p_user_id;
+    end if;
 
     if not found then
       delete from public.users u where u.id = p_user_id;
@@ -645,6 +651,9 @@ set search_path = ''
 -- while the same statement inserts into it is quadratic. Hash joins read each side once.
 set enable_nestloop = off
 set enable_mergejoin = off
+-- JIT compiling the field rules costs more than it saves here (1M users: name
+-- derivation 1.4 s without, 2.6 s with; 0.6-4 s of compile time per bulk statement).
+set jit = off
 as $$
 declare
   v_started timestamptz := clock_timestamp();
@@ -940,6 +949,7 @@ language sql
 stable
 security definer
 set search_path = ''
+set jit = off
 as $$
   select jsonb_build_object(
     'auth_users', d.auth_users,
