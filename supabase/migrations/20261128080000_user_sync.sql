@@ -451,18 +451,24 @@ begin
       exception when lock_not_available then
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
       end;
-      -- Is the transaction that holds the profile row (its xmax) waiting for ours?
+      -- Is the transaction that holds the profile row (its xmax) waiting for ours,
+      -- directly or behind others queued for the same auth.users row?
       if exists (
-        select 1
-        from public.users u
-        join pg_catalog.pg_locks holder
-          on holder.locktype = 'transactionid' and holder.granted and holder.transactionid = u.xmax
-        join pg_catalog.pg_locks waiting
-          on waiting.pid = holder.pid and waiting.locktype = 'transactionid' and not waiting.granted
-        join pg_catalog.pg_locks mine
-          on mine.pid = pg_catalog.pg_backend_pid() and mine.locktype = 'transactionid' and mine.granted
-         and mine.transactionid = waiting.transactionid
-        where u.id = new.id
+        with recursive holder as (
+          select l.pid
+          from public.users u
+          join pg_catalog.pg_locks l
+            on l.locktype = 'transactionid' and l.granted and l.transactionid = u.xmax
+          where u.id = new.id
+        ), chain (pid, depth) as (
+          select h.pid, 0 from holder h
+          union
+          select b.pid, c.depth + 1
+          from chain c
+          cross join lateral unnest(pg_catalog.pg_blocking_pids(c.pid)) as b (pid)
+          where c.depth < 8
+        )
+        select 1 from chain where chain.pid = pg_catalog.pg_backend_pid()
       ) then
         perform user_sync.record_error(new.id, 'trigger', v_state,
           'profile locked by a transaction that waits for this one (a role change): left to it', null);

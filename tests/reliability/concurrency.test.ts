@@ -443,7 +443,18 @@ Deno.test({
       );
     actors.push(loop("watch", 100, async () => {
       for (const d of silentOf(await divergence())) {
-        silentSeen.set(d.id, d.missing ? "missing" : d.orphaned ? "orphaned" : "drifted");
+        if (silentSeen.has(d.id)) continue;
+        // what differs, as seen right after (for the failure message)
+        const [x] = await admin`
+          select (select row_to_json(p) from public.users p where p.id = ${d.id}) as profile,
+                 (select row_to_json(a) from user_sync.auth_profiles a where a.id = ${d.id}) as expected`;
+        const group = byId.get(d.id)?.group ?? "unknown";
+        silentSeen.set(
+          d.id,
+          `${d.missing ? "missing" : d.orphaned ? "orphaned" : "drifted"} (${group}${
+            sabotaged.has(d.id) ? ", sabotaged" : ""
+          }): ${JSON.stringify(x)}`,
+        );
       }
       samples++;
     }));
@@ -584,6 +595,11 @@ Deno.test({
       prepare: false,
       onnotice: () => {},
     }) as unknown as Sql;
+    const authDb2 = postgres(withCredentials(localDbUrl(), "supabase_auth_admin", "postgres"), {
+      max: 1,
+      prepare: false,
+      onnotice: () => {},
+    }) as unknown as Sql;
     const adminId = crypto.randomUUID();
     const userId = crypto.randomUUID();
     const claims = JSON.stringify({ sub: adminId, role: "authenticated", aud: "authenticated" });
@@ -598,7 +614,7 @@ Deno.test({
       const started = performance.now();
       for (let i = 0; i < COLLISIONS; i++) {
         const role = i % 2 ? "user" : "admin";
-        const [change, update] = await Promise.allSettled([
+        const [change, update, second] = await Promise.allSettled([
           // the Data API (PostgREST): an admin changes the user's role
           dataApi.unsafe(
             `set local role authenticated;
@@ -611,8 +627,22 @@ Deno.test({
                               last_sign_in_at = now(), updated_at = now()
              where id = '${userId}'`,
           ),
+          // ... and, every other time, a second Auth write queued behind it (a token
+          // refresh touching the same row), so that the role change waits behind two
+          i % 2
+            ? authDb2.unsafe(
+              `update users set email_confirmed_at = coalesce(email_confirmed_at, now()),
+                                last_sign_in_at = now(), updated_at = now()
+               where id = '${userId}'`,
+            )
+            : Promise.resolve([]),
         ]);
-        for (const [who, r] of [["role change", change], ["auth update", update]] as const) {
+        for (
+          const [who, r] of [["role change", change], ["auth update", update], [
+            "second auth update",
+            second,
+          ]] as const
+        ) {
           if (r.status === "rejected") {
             const e = r.reason as { code?: string; message?: string };
             failures.push(`${i} ${who}: ${e.code} ${e.message}`);
@@ -647,6 +677,7 @@ Deno.test({
       await admin.end();
       await dataApi.end();
       await authDb.end();
+      await authDb2.end();
     }
   },
 });
