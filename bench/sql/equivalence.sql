@@ -1,7 +1,7 @@
 -- Differential check used while optimising the field rules: random hostile metadata
 -- (control and invisible characters, blank candidates, wrong JSON types, odd
 -- provider arrays, long strings) must give the same profile under a reference
--- definition of user_sync.auth_profiles (schema `old`, see bench/README) and the
+-- definition of user_sync.auth_profiles (schema bench_ref, bench/sql/reference_views.sql) and the
 -- current one. Runs in a transaction that is rolled back.
 begin;
 select setseed(0.4242);
@@ -56,8 +56,8 @@ from generate_series(1, :n) i;
 create temp table ids as select id from auth.users where created_at = now();
 select count(*) as hostile_users,
   (select count(*) from (
-     (select o.* from old.auth_profiles o join ids using (id) except all select n.* from user_sync.auth_profiles n join ids using (id))
+     (select o.* from bench_ref.auth_profiles o join ids using (id) except all select n.* from user_sync.auth_profiles n join ids using (id))
      union all
-     (select n.* from user_sync.auth_profiles n join ids using (id) except all select o.* from old.auth_profiles o join ids using (id))) x) as differing_profiles
+     (select n.* from user_sync.auth_profiles n join ids using (id) except all select o.* from bench_ref.auth_profiles o join ids using (id))) x) as differing_profiles
 from ids;
 rollback;
