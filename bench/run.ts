@@ -846,7 +846,8 @@ const finished = {
   load_average_end: os.loadavg().map((x) => round(x)),
 };
 const ok = checks.every((c) => c.ok);
-const command = `npm run bench -- ${Deno.args.join(" ")}`.trim();
+const shownArgs = Deno.args.filter((a, i, all) => a !== "--db-port" && all[i - 1] !== "--db-port"); // --db-port comes from scripts/bench.sh
+const command = `npm run bench${shownArgs.length ? ` -- ${shownArgs.join(" ")}` : ""}`;
 
 type Row = [string, string, string, string, string, string, string];
 const rows: Row[] = [];
