@@ -129,6 +129,25 @@ export function testStack(options: LocalStackOptions = {}): TestStack {
 /** Options for integration tests that share pools across tests. */
 export const integration = { sanitizeOps: false, sanitizeResources: false } as const;
 
+/**
+ * Registers a file's closing test: everything its tests logged holds no key, token
+ * or password. Call it last, after the file's other tests; it closes the stack.
+ */
+export function testNoSecretsLogged(t: TestStack, fn: string): void {
+  Deno.test({
+    ...integration,
+    name: `${fn} logs contain no key, token or password`,
+    async fn() {
+      const stack = await t.stack();
+      try {
+        assertNoSecretsLogged(stack);
+      } finally {
+        await t.close();
+      }
+    },
+  });
+}
+
 export function client(stack: LocalStack, key: "anon" | "service" = "anon"): SupabaseClient {
   return createClient(stack.url, key === "anon" ? stack.anonKey : stack.serviceRoleKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },

@@ -7,7 +7,7 @@ import { createCreateUserHandler } from "../../supabase/functions/create-user/ha
 import { startLocalStack } from "../platform/gateway.ts";
 import {
   assertErrorShape,
-  assertNoSecretsLogged,
+  testNoSecretsLogged,
   call,
   client,
   integration,
@@ -252,15 +252,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  ...integration,
-  name: "create-user logs contain no key, token or password",
-  async fn() {
-    const stack = await t.stack();
-    try {
-      assertNoSecretsLogged(stack);
-    } finally {
-      await t.close();
-    }
-  },
-});
+testNoSecretsLogged(t, "create-user");

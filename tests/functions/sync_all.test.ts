@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import {
   assertErrorShape,
-  assertNoSecretsLogged,
+  testNoSecretsLogged,
   call,
   client,
   integration,
@@ -327,15 +327,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  ...integration,
-  name: "sync-all logs contain no key, token or password",
-  async fn() {
-    const stack = await t.stack();
-    try {
-      assertNoSecretsLogged(stack);
-    } finally {
-      await t.close();
-    }
-  },
-});
+testNoSecretsLogged(t, "sync-all");
