@@ -2,7 +2,7 @@
 // supabase-js, with realistic provider-shaped metadata (email/password sign-ups,
 // Google, GitHub, Azure, Discord, Apple without a name, phone-only, anonymous), so
 // that the real trigger creates every profile. Needs `npm start` running.
-//   deno task seed --users 1000 [--concurrency 8] [--url http://127.0.0.1:54321]
+//   npm run seed -- --users 1000 [--concurrency 8] [--url http://127.0.0.1:54321]
 import { createClient } from "@supabase/supabase-js";
 import { parseArgs } from "node:util";
 import { apiKey, localApiPort } from "../tests/platform/local.ts";
@@ -18,7 +18,7 @@ const { values } = parseArgs({
 const total = Number(values.users);
 const concurrency = Number(values.concurrency);
 if (!Number.isInteger(total) || total < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
-  console.error("usage: deno task seed --users N [--concurrency C] [--url URL]");
+  console.error("usage: npm run seed -- --users N [--concurrency C] [--url URL]");
   Deno.exit(2);
 }
 

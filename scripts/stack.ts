@@ -76,7 +76,7 @@ User Sync for Supabase — local stack (development-only values, never valid in 
   Hook secret    ${api.hookSecret}
 
   Try:  curl -s -H "Authorization: Bearer ${api.serviceRoleKey.slice(0, 12)}..." ${api.url}/functions/v1/sync-all
-        deno task seed --users 1000
+        npm run seed -- --users 1000
   pg_cron job 'user-sync' calls sync-all every 5 minutes. Ctrl-C stops everything.
 `);
 
