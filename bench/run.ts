@@ -19,7 +19,7 @@ import {
   procRssBytes,
 } from "./lib/pg.ts";
 import { seedStyleSync } from "./lib/seed_sync.ts";
-import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../tests/platform/local.ts";
+import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../platform/local.ts";
 import { signWebhook } from "../supabase/functions/_shared/webhook_signature.ts";
 
 const HELP = `Usage: deno run -A bench/run.ts [options]

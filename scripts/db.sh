@@ -3,7 +3,7 @@
 #
 #   scripts/db.sh install        apt + npm dependencies (idempotent; apt only as root)
 #   scripts/db.sh start [--fresh] throwaway cluster on 127.0.0.1:54322 with the
-#                                 platform files (tests/platform) applied once
+#                                 platform files (platform/sql) applied once
 #   scripts/db.sh push           apply supabase/migrations with the real Supabase CLI
 #   scripts/db.sh lint           supabase db lint + supabase db advisors, fail on warning
 #   scripts/db.sh stop           stop the cluster (data kept unless started --fresh)
@@ -52,10 +52,10 @@ cmd_install() {
   # Test-only stand-ins for pg_net and supabase_vault, installed as extensions so the
   # migration's `create extension if not exists pg_net` behaves as on the platform.
   local f
-  for f in "$ROOT"/tests/platform/extensions/*; do
+  for f in "$ROOT"/platform/extensions/*; do
     if ! cmp -s "$f" "$EXT_DIR/$(basename "$f")"; then
       if [ -w "$EXT_DIR" ]; then cp "$f" "$EXT_DIR/"; else
-        log "cannot write $EXT_DIR: copy tests/platform/extensions/* there as root"; exit 1
+        log "cannot write $EXT_DIR: copy platform/extensions/* there as root"; exit 1
       fi
     fi
   done
@@ -108,9 +108,9 @@ EOF
     as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 start >/dev/null
   fi
   if [ "$init" = 1 ]; then
-    log "applying platform files (tests/platform)"
+    log "applying platform files (platform/sql)"
     local f
-    for f in "$ROOT"/tests/platform/*.sql; do
+    for f in "$ROOT"/platform/sql/*.sql; do
       psql_admin -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null
     done
   fi

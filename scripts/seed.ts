@@ -5,7 +5,7 @@
 //   npm run seed -- --users 1000 [--concurrency 8] [--url http://127.0.0.1:54321]
 import { createClient } from "@supabase/supabase-js";
 import { parseArgs } from "node:util";
-import { apiKey, localApiPort } from "../tests/platform/local.ts";
+import { apiKey, localApiPort } from "../platform/local.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -24,7 +24,7 @@ stop_db() { [ "$stopped" = 1 ] || { stopped=1; $DB stop || true; }; }
 trap stop_db EXIT
 trap 'exit 130' INT TERM
 $DB push >/dev/null
-"$ROOT/node_modules/.bin/deno" run --allow-all scripts/stack.ts &
+"$ROOT/node_modules/.bin/deno" run --allow-all platform/stack.ts &
 child=$!
 # Ctrl-C reaches the whole foreground process group (Deno included); wait for Deno
 # to shut down cleanly, then stop the database.

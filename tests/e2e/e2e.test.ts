@@ -1,4 +1,4 @@
-// End to end, the way `npm start` runs the system (scripts/stack.ts): users sign up
+// End to end, the way `npm start` runs the system (platform/stack.ts): users sign up
 // through supabase-js against the Auth stand-in and their profiles appear; email and
 // metadata changes follow; the real pg_cron job `user-sync` heals a profile removed
 // behind the system's back by calling sync-all through pg_net (a user_sync.runs row
@@ -10,8 +10,8 @@
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import assert from "node:assert/strict";
-import { startStack, upsertVaultSecret } from "../../scripts/stack.ts";
-import { localDbUrl, withCredentials } from "../platform/local.ts";
+import { startStack, upsertVaultSecret } from "../../platform/stack.ts";
+import { localDbUrl, withCredentials } from "../../platform/local.ts";
 
 const CRON_WAIT_MS = 130_000;
 

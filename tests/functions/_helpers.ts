@@ -6,8 +6,8 @@ import postgres from "postgres";
 import assert from "node:assert/strict";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";
 import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { type LocalStack, type LocalStackOptions, startLocalStack } from "../platform/gateway.ts";
-import { localDbUrl } from "../platform/local.ts";
+import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../platform/gateway.ts";
+import { localDbUrl } from "../../platform/local.ts";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 

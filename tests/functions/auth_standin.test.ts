@@ -1,4 +1,4 @@
-// The Supabase Auth stand-in (tests/platform/auth_standin.ts), driven by the real
+// The Supabase Auth stand-in (platform/auth_standin.ts), driven by the real
 // supabase-js client: what it writes lands in auth.users / auth.identities like
 // GoTrue's rows, so the real user_sync trigger keeps public.users in line.
 import assert from "node:assert/strict";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
 import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { startLocalStack } from "../platform/gateway.ts";
+import { startLocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
   testNoSecretsLogged,
@@ -23,7 +23,7 @@ import {
   uniqueEmail,
   userHeaders,
 } from "./_helpers.ts";
-import type { LocalStack } from "../platform/gateway.ts";
+import type { LocalStack } from "../../platform/gateway.ts";
 
 const t = testStack({ functionEnv: { USER_SYNC_DENIED_EMAIL_DOMAINS: "blocked.test, spam.test" } });
 

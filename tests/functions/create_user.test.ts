@@ -4,7 +4,7 @@
 // is said so in the answer and in user_sync.errors.
 import assert from "node:assert/strict";
 import { createCreateUserHandler } from "../../supabase/functions/create-user/handler.ts";
-import { startLocalStack } from "../platform/gateway.ts";
+import { startLocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
   testNoSecretsLogged,

@@ -3,13 +3,13 @@
 // callers (401/403: none, anon, bad token, non-admin; admin and secret key pass),
 // user JWTs verified with HS256, through Auth, or through the JWKS (ES256), and
 // 503 when the database or Auth cannot be reached. The functions are served by
-// Deno on localhost (tests/platform/gateway.ts) against the local database, and
+// Deno on localhost (platform/gateway.ts) against the local database, and
 // called with supabase-js and raw fetch.
 import assert from "node:assert/strict";
 import { createSyncAllHandler } from "../../supabase/functions/sync-all/handler.ts";
 import { createCreateUserHandler } from "../../supabase/functions/create-user/handler.ts";
-import { startLocalStack } from "../platform/gateway.ts";
-import { localDbUrl, withCredentials } from "../platform/local.ts";
+import { startLocalStack } from "../../platform/gateway.ts";
+import { localDbUrl, withCredentials } from "../../platform/local.ts";
 import {
   assertErrorShape,
   assertNoSecretsLogged,

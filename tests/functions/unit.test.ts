@@ -27,7 +27,7 @@ import {
 import { emailPolicy } from "../../supabase/functions/auth-webhook/handler.ts";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
 import { CreateUserBody } from "../../supabase/functions/create-user/handler.ts";
-import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../platform/local.ts";
+import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../../platform/local.ts";
 
 const SERVICE_KEY = await apiKey("service_role");
 const ANON_KEY = await apiKey("anon");

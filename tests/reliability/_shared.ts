@@ -2,7 +2,7 @@
 // attacks): the database as a superuser, table fingerprints that prove "no write",
 // the one place figures are printed, and run-size knobs read from the environment.
 import postgres from "postgres";
-import { localDbUrl, withCredentials } from "../platform/local.ts";
+import { localDbUrl, withCredentials } from "../../platform/local.ts";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 

@@ -25,8 +25,8 @@ import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/
 import { matchesAnyKey } from "../../supabase/functions/_shared/auth.ts";
 import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/http.ts";
 import { signWebhook, verifyWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { localDbUrl, withCredentials } from "../platform/local.ts";
-import type { LocalStack } from "../platform/gateway.ts";
+import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
   assertNoSecretsLogged,

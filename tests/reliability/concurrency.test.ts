@@ -16,7 +16,7 @@
 // duplicate key, deadlock or serialization error), and no profile edit was lost.
 import postgres from "postgres";
 import assert from "node:assert/strict";
-import { localDbUrl, withCredentials } from "../platform/local.ts";
+import { localDbUrl, withCredentials } from "../../platform/local.ts";
 import {
   assertNoSecretsLogged,
   call,

@@ -19,7 +19,7 @@
 // USER_SYNC_PGDATA; the test checks it is the directory of the server it talks to.
 import assert from "node:assert/strict";
 import { realpathSync } from "node:fs";
-import type { LocalStack } from "../platform/gateway.ts";
+import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
   assertNoSecretsLogged,

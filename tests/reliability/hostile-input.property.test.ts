@@ -10,7 +10,7 @@
 //     fingerprint of every table a request could write, before and after).
 // USER_SYNC_PROPERTY_RUNS raises the number of cases (default 100 per property).
 //
-// Stand-in limits (tests/platform/auth_standin.ts is not the real Auth server): a
+// Stand-in limits (platform/auth_standin.ts is not the real Auth server): a
 // valid create-user body reaches Supabase Auth, so its password never contains U+0000
 // and its user_metadata nests at most 1,000 levels — the real Auth (Go) accepts the
 // former and refuses nesting over 10,000 levels itself with a 400; the stand-in's
@@ -26,7 +26,7 @@ import {
   DatabaseWebhookPayload,
 } from "../../supabase/functions/auth-webhook/handler.ts";
 import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/http.ts";
-import type { LocalStack } from "../platform/gateway.ts";
+import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertNoSecretsLogged,
   integration,

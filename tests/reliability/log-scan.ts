@@ -17,7 +17,7 @@ import {
   LOCAL_JWT_SECRET,
   localDbUrl,
   withCredentials,
-} from "../platform/local.ts";
+} from "../../platform/local.ts";
 
 const exact: [string, string][] = [
   ["JWT secret", LOCAL_JWT_SECRET],

@@ -1,4 +1,4 @@
--- TEST-ONLY PLATFORM FILE: never deployed.
+-- LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 -- Reproduces the roles and schema privileges of a hosted Supabase project, as far as
 -- our migrations depend on them. Run once, as the bootstrap superuser supabase_admin.
 

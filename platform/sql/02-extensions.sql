@@ -1,4 +1,4 @@
--- TEST-ONLY PLATFORM FILE: never deployed.
+-- LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 -- Extensions a Supabase project has, or that postgres may enable through supautils'
 -- "privileged extensions" (which does not exist here, so they are created up front by
 -- the superuser; the migration's `create extension if not exists` is then a no-op,

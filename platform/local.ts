@@ -1,4 +1,4 @@
-// TEST-ONLY PLATFORM FILE: never deployed.
+// LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 // The fixed, public, development-only values of SPEC §5, and the local API keys
 // derived from them (HS256 JWTs signed with the local JWT secret, like the CLI's).
 import { SignJWT } from "jose";

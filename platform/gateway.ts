@@ -1,13 +1,13 @@
-// TEST-ONLY PLATFORM FILE: never deployed.
+// LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 // The local "API gateway": one port (default 54321, or USER_SYNC_API_PORT) serving
 //   /functions/v1/<name>  → the exported handlers of our Edge Functions
 //   /auth/v1/...          → the Supabase Auth stand-in (auth_standin.ts)
 // as the Supabase API gateway does for a project. Used by the tests and by
-// `npm start` (run this file: `deno run -A tests/platform/gateway.ts`).
-import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
-import { createCreateUserHandler } from "../../supabase/functions/create-user/handler.ts";
-import type { Handler, HandlerOptions } from "../../supabase/functions/_shared/runtime.ts";
-import { createSyncAllHandler } from "../../supabase/functions/sync-all/handler.ts";
+// `npm start` (run this file: `deno run -A platform/gateway.ts`).
+import { createAuthWebhookHandler } from "../supabase/functions/auth-webhook/handler.ts";
+import { createCreateUserHandler } from "../supabase/functions/create-user/handler.ts";
+import type { Handler, HandlerOptions } from "../supabase/functions/_shared/runtime.ts";
+import { createSyncAllHandler } from "../supabase/functions/sync-all/handler.ts";
 import { AuthStandIn } from "./auth_standin.ts";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET, localApiPort, localDbUrl } from "./local.ts";
 

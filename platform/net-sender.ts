@@ -1,4 +1,4 @@
-// TEST-ONLY PLATFORM FILE: never deployed.
+// LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 // The pg_net background worker, reproduced for the local stack: takes the requests
 // that committed transactions queued with net.http_post / net.http_get, sends each
 // once (no retries, the row's timeout, 5 s by default), and records the outcome in

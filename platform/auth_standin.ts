@@ -1,4 +1,4 @@
-// TEST-ONLY PLATFORM FILE: never deployed.
+// LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 // A stand-in for Supabase Auth's HTTP API (GoTrue), serving just what our functions
 // and tests use, driven by the real supabase-js client:
 //   POST /auth/v1/signup                      (email/phone + password, or anonymous)
@@ -23,7 +23,7 @@ import {
   type KeyObject,
   SignJWT,
 } from "jose";
-import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
+import { signWebhook } from "../supabase/functions/_shared/webhook_signature.ts";
 import { withCredentials } from "./local.ts";
 
 type Sql = postgres.Sql<Record<string, never>>;

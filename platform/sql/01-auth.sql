@@ -1,4 +1,4 @@
--- TEST-ONLY PLATFORM FILE: never deployed.
+-- LOCAL PLATFORM (development and tests only; never deployed): a stand-in for the hosted platform.
 -- The parts of Supabase Auth's `auth` schema that our migrations and tests touch:
 -- auth.users and auth.identities with GoTrue's real columns, and the JWT helper
 -- functions auth.uid(), auth.role(), auth.email(), auth.jwt().

@@ -4,9 +4,9 @@
 // pg_cron job queues, and the Vault secrets that job reads (project URL + secret key).
 // The database itself is started by scripts/db.sh (see scripts/start.sh).
 import postgres from "postgres";
-import { startLocalStack, type LocalStack } from "../tests/platform/gateway.ts";
-import { localDbUrl, withCredentials } from "../tests/platform/local.ts";
-import { startNetSender } from "../tests/platform/net-sender.ts";
+import { startLocalStack, type LocalStack } from "./gateway.ts";
+import { localDbUrl, withCredentials } from "./local.ts";
+import { startNetSender } from "./net-sender.ts";
 
 export interface Stack {
   api: LocalStack;

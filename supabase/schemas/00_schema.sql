@@ -1,0 +1,26 @@
+-- =============================================================================
+-- User Sync for Supabase
+-- Keeps public.users an exact, self-healing, secure mirror of auth.users.
+--
+-- One home for all sync logic: the views user_sync.auth_profiles (what a profile
+-- should be) and user_sync.profile_drift (how it differs), used by the trigger on
+-- auth.users, user_sync.sync_user(), user_sync.reconcile() and user_sync.status().
+--
+-- Runs as postgres (not a superuser on Supabase). Every function pins
+-- search_path = '' and qualifies every name: the auth trigger runs as
+-- supabase_auth_admin, whose search_path is `auth`.
+-- =============================================================================
+
+create extension if not exists pg_cron with schema pg_catalog;
+create extension if not exists pg_net with schema extensions;
+
+-- -----------------------------------------------------------------------------
+-- Schema user_sync: private, never exposed through the Data API
+-- -----------------------------------------------------------------------------
+create schema if not exists user_sync;
+comment on schema user_sync is
+  'User Sync for Supabase: sync logic, run log and error log. Do not expose through the Data API.';
+revoke all on schema user_sync from public;
+-- authenticated needs only to resolve user_sync.is_admin() inside RLS policies.
+grant usage on schema user_sync to authenticated, service_role;
+

@@ -1,0 +1,82 @@
+-- -----------------------------------------------------------------------------
+-- user_sync.sync_user: make one profile match its auth user.
+-- Returns inserted, updated, unchanged or deleted. Used by the auth trigger, the
+-- edge functions and reconcile's per-user fallback. Raises on failure; callers
+-- that must not fail (the trigger) catch and record.
+-- -----------------------------------------------------------------------------
+create or replace function user_sync.sync_user(p_user_id uuid) returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  d record;
+begin
+  if p_user_id is null then
+    raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null';
+  end if;
+
+  -- Two rounds at most: an insert that loses a race with a concurrent insert of the
+  -- same profile turns into an update on the second round.
+  for v_round in 1..2 loop
+    if exists (select 1 from public.users u where u.id = p_user_id) then
+      select * into d from user_sync.profile_drift pd where pd.id = p_user_id;
+    else
+      -- No profile yet (a sign-up): it is missing, so only the derived row is needed,
+      -- not the comparison (half the cost of the profile_drift lookup).
+      select ap.*, true as missing, false as drifted into d from user_sync.auth_profiles ap where ap.id = p_user_id;
+    end if;
+
+    if not found then
+      delete from public.users u where u.id = p_user_id;
+      if found then
+        perform user_sync.resolve_errors(p_user_id);
+        return 'deleted';
+      end if;
+      perform user_sync.resolve_errors(p_user_id);
+      return 'unchanged';
+    elsif d.missing then
+      insert into public.users (
+        id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+        email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+      ) values (
+        d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
+        d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), clock_timestamp()
+      )
+      on conflict (id) do nothing;
+      if found then
+        perform user_sync.resolve_errors(p_user_id);
+        return 'inserted';
+      end if;
+    elsif d.drifted then
+      update public.users u set
+        email = d.email,
+        phone = d.phone,
+        name = case when u.name_edited_at is null then d.name else u.name end,
+        avatar_url = case when u.avatar_url_edited_at is null then d.avatar_url else u.avatar_url end,
+        role = d.role,
+        provider = d.provider,
+        providers = d.providers,
+        is_anonymous = d.is_anonymous,
+        email_confirmed_at = d.email_confirmed_at,
+        last_sign_in_at = d.last_sign_in_at,
+        created_at = d.created_at,
+        deleted_at = d.deleted_at,
+        updated_at = now(),
+        synced_at = clock_timestamp()
+      where u.id = d.id;
+      perform user_sync.resolve_errors(p_user_id);
+      return 'updated';
+    else
+      perform user_sync.resolve_errors(p_user_id);
+      return 'unchanged';
+    end if;
+  end loop;
+  return 'unchanged';
+end
+$$;
+comment on function user_sync.sync_user(uuid) is
+  'Makes the profile of one user match auth.users. Returns inserted, updated, unchanged or deleted (auth user gone). Resolves that user''s open errors.';
+revoke execute on function user_sync.sync_user(uuid) from public, anon, authenticated;
+grant execute on function user_sync.sync_user(uuid) to service_role;
+
