@@ -17,7 +17,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 PORT="${USER_SYNC_DB_PORT:-54322}"
-PGDATA="${USER_SYNC_PGDATA:-$ROOT/.local/pgdata}"
+# Where a cluster's data lives: .local/<name> in the checkout, unless the cluster's OS
+# user (postgres, when run as root) cannot reach the checkout (a clone in a private
+# home, mode 700): then /var/lib/user-sync/<checkout id>/<name>. `db.sh datadir NAME`.
+data_dir() {
+  local name="$1"
+  if [ "$(id -u)" != 0 ] || runuser -u postgres -- test -x "$ROOT" -a -w "$ROOT/.local" 2>/dev/null ||
+     { mkdir -p "$ROOT/.local" && runuser -u postgres -- test -x "$ROOT/.local" 2>/dev/null; }; then
+    echo "$ROOT/.local/$name"
+  else
+    echo "/var/lib/user-sync/$(printf '%s' "$ROOT" | md5sum | cut -c1-12)/$name"
+  fi
+}
+PGDATA="${USER_SYNC_PGDATA:-$(data_dir pgdata)}"
 SOCKDIR="${USER_SYNC_SOCKDIR:-/tmp}"
 PASSWORD=postgres
 DB_URL="postgresql://postgres:${PASSWORD}@127.0.0.1:${PORT}/postgres"
@@ -78,7 +90,7 @@ cmd_start() {
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
     init=1
     mkdir -p "$PGDATA"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"; fi
     local pwfile; pwfile="$(mktemp)"; echo "$PASSWORD" > "$pwfile"; chmod 644 "$pwfile"
     # supabase_admin is the bootstrap superuser, as on the platform.
     as_owner "$PGBIN/initdb" -D "$PGDATA" -U supabase_admin --pwfile="$pwfile" \
@@ -151,5 +163,6 @@ case "${1:-}" in
   crash) cmd_crash ;;
   psql) shift; psql_admin "$@" ;;
   url) echo "$DB_URL" ;;
+  datadir) data_dir "${2:?usage: $0 datadir NAME}" ;;
   *) echo "usage: $0 install|start [--fresh]|push|lint|stop|crash|psql|url" >&2; exit 2 ;;
 esac

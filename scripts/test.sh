@@ -37,6 +37,7 @@ fi
 $DB start --fresh || exit 1
 step "migrations (supabase db push)" $DB push || true
 step "lint (supabase db lint + db advisors)" $DB lint
+step "schema: supabase/schemas builds what supabase/migrations build" bash "$ROOT/scripts/schema-check.sh"
 
 export PGPASSWORD=postgres
 step "pgTAP suite (pg_prove)" pg_prove --ext .sql -h 127.0.0.1 -p "$PORT" -U supabase_admin -d postgres supabase/tests/

@@ -15,6 +15,8 @@ as $$
     'orphaned', d.orphaned,
     'drifted', d.drifted,
     'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
+    'health', user_sync.health(),
+    'version', user_sync.version(),
     'last_run', (
       select jsonb_build_object(
         'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'status', r.status,
@@ -32,7 +34,7 @@ as $$
   ) d;
 $$;
 comment on function user_sync.status() is
-  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, last_run.';
+  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, last_run.';
 revoke execute on function user_sync.status() from public, anon, authenticated;
 grant execute on function user_sync.status() to service_role;
 

@@ -1,0 +1,15 @@
+-- -----------------------------------------------------------------------------
+-- user_sync.version: the installed release of User Sync (CHANGELOG.md). Every
+-- release's last migration replaces it, so `select user_sync.version();` tells which
+-- migrations a database has received.
+-- -----------------------------------------------------------------------------
+create or replace function user_sync.version() returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select '0.2.0'::text;
+$$;
+comment on function user_sync.version() is 'The installed release of User Sync for Supabase (see CHANGELOG.md).';
+revoke execute on function user_sync.version() from public, anon, authenticated;
+grant execute on function user_sync.version() to service_role;
