@@ -7,8 +7,13 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export USER_SYNC_PGDATA="${USER_SYNC_TEST_PGDATA:-$ROOT/.local/test-pgdata}"
 DB="bash $ROOT/scripts/db.sh"
+# Cluster data: .local/test-pgdata, or outside the checkout when the cluster's OS user
+# cannot reach it (see scripts/db.sh datadir).
+export USER_SYNC_PGDATA="${USER_SYNC_TEST_PGDATA:-$($DB datadir test-pgdata)}"
+# Deno must not read package.json: it lists the npm-installed tools (deno, supabase), and
+# Deno would fetch them again and warn about their install scripts. Imports live in deno.json.
+export DENO_NO_PACKAGE_JSON=1
 export USER_SYNC_DB_PORT="${USER_SYNC_DB_PORT:-54322}"
 PORT="$USER_SYNC_DB_PORT"
 
