@@ -15,17 +15,23 @@ export type Sql = postgres.Sql<Record<string, never>>;
  */
 export type DbRole = "postgres" | "supabase_admin" | "authenticator" | "supabase_auth_admin";
 
-/** The local database URL as `role` (every local role's password is `postgres`). */
-export function dbUrl(role: DbRole = "postgres"): string {
+/**
+ * The local database URL as `role` (every local role's password is `postgres`); with
+ * `port`, the cluster on that port instead (a test's own cluster).
+ */
+export function dbUrl(role: DbRole = "postgres", port?: number): string {
+  if (port !== undefined) {
+    return withCredentials(`postgresql://postgres@127.0.0.1:${port}/postgres`, role, "postgres");
+  }
   return role === "postgres" ? localDbUrl() : withCredentials(localDbUrl(), role, "postgres");
 }
 
 /** A pool on the local database as `role`: no prepared statements (as the pooler), notices dropped. */
 export function connect(
   role: DbRole = "supabase_admin",
-  opts: { max?: number; app?: string; url?: string } = {},
+  opts: { max?: number; app?: string; url?: string; port?: number } = {},
 ): Sql {
-  return postgres(opts.url ?? dbUrl(role), {
+  return postgres(opts.url ?? dbUrl(role, opts.port), {
     max: opts.max ?? 4,
     prepare: false,
     onnotice: () => {},
