@@ -36,12 +36,25 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** A cluster called `name` on `port`, managed by the scripts of checkout `root`. */
-export async function cluster(name: string, port: number, root = ROOT): Promise<Cluster> {
+/**
+ * A cluster called `name` on `port`, managed by the scripts of checkout `root`; with
+ * `osUser` (needs root), every db.sh command runs as that OS user, HOME set to `home`.
+ */
+export async function cluster(
+  name: string,
+  port: number,
+  root = ROOT,
+  opts: { osUser?: string; home?: string } = {},
+): Promise<Cluster> {
   const dbSh = `${root}scripts/db.sh`;
-  const pgdata = (await run("bash", [dbSh, "datadir", name])).trim();
+  const bash = (args: string[], env: Record<string, string> = {}) =>
+    opts.osUser
+      ? run("runuser", ["-u", opts.osUser, "--", "env", `HOME=${opts.home ?? "/tmp"}`,
+        ...Object.entries(env).map(([k, v]) => `${k}=${v}`), "bash", ...args], { cwd: root })
+      : run("bash", args, { env, cwd: root });
+  const pgdata = (await bash([dbSh, "datadir", name])).trim();
   const env = { USER_SYNC_DB_PORT: String(port), USER_SYNC_PGDATA: pgdata };
-  const db = (...args: string[]) => run("bash", [dbSh, ...args], { env, cwd: root });
+  const db = (...args: string[]) => bash([dbSh, ...args], env);
   return {
     port,
     pgdata,
