@@ -91,3 +91,24 @@ export async function insertAuthUser(
   await tx`reset role`;
   await tx`set local search_path = public, extensions`;
 }
+
+/**
+ * Runs fn in a transaction as a signed-in user of the Data API: role authenticated and
+ * the JWT claims PostgREST sets, so RLS applies. Needs a superuser connection.
+ */
+export async function asUser<T>(sql: Sql, userId: string, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`set local role authenticated`;
+    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated", aud: "authenticated" })}, true)`;
+    return await fn(tx as unknown as Sql);
+  }) as T;
+}
+
+/** Runs fn in a transaction as Supabase Auth: role supabase_auth_admin, search_path auth. */
+export async function asAuth(sql: Sql, fn: (tx: Sql) => Promise<unknown>): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`set local role supabase_auth_admin`;
+    await tx`set local search_path = auth`;
+    await fn(tx as unknown as Sql);
+  });
+}

@@ -16,7 +16,14 @@
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360). npm test runs it as a step.
 import assert from "node:assert/strict";
 import { ROOT, cluster } from "../_support/cluster.ts";
-import { connect, insertAuthUser, type Sql } from "../_support/db.ts";
+import {
+  asAuth,
+  asUser,
+  type AuthUserFixture,
+  connect,
+  insertAuthUser,
+  type Sql,
+} from "../_support/db.ts";
 
 const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
 /** The released v0.1.0: never edited (SPEC §6). Its bytes are pinned here. */
@@ -54,25 +61,7 @@ async function changelogVersion(): Promise<string> {
   return m[1];
 }
 
-/** Runs fn as a signed-in user through RLS (PostgREST's role switch and claims). */
-async function asUser<T>(sql: Sql, userId: string, fn: (tx: Sql) => Promise<T>): Promise<T> {
-  return await sql.begin(async (tx) => {
-    await tx`set local role authenticated`;
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated", aud: "authenticated" })}, true)`;
-    return await fn(tx as unknown as Sql);
-  }) as T;
-}
-
-/** A write to auth.users made the way Supabase Auth makes it. */
-async function asAuth(sql: Sql, fn: (tx: Sql) => Promise<unknown>): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`set local role supabase_auth_admin`;
-    await tx`set local search_path = auth`;
-    await fn(tx as unknown as Sql);
-  });
-}
-
-async function signUp(sql: Sql, u: Parameters<typeof insertAuthUser>[1]): Promise<string> {
+async function signUp(sql: Sql, u: AuthUserFixture): Promise<string> {
   await sql.begin((tx) => insertAuthUser(tx, u));
   return u.id;
 }
@@ -90,59 +79,45 @@ const users = {
   softDeleted: id(),
 };
 
-/** v0.1.0's data, made through v0.1.0's own paths. */
-async function liveData(sql: Sql): Promise<string[]> {
-  const made: string[] = [];
-  const app = (provider: string, extra: Row = {}) => ({ provider, providers: [provider], ...extra });
-  await signUp(sql, {
-    id: users.email,
-    email: "ada@example.test",
-    appMeta: app("email"),
-    userMeta: { full_name: "Ada Lovelace" },
-  });
-  await signUp(sql, { id: users.phone, phone: "15550001111", appMeta: app("phone"), userMeta: {} });
-  await signUp(sql, {
+const app = (provider: string, extra: Row = {}) => ({ provider, providers: [provider], ...extra });
+/** The sign-ups of v0.1.0's users, shaped as each provider shapes them. */
+const SIGNUPS: AuthUserFixture[] = [
+  { id: users.email, email: "ada@example.test", appMeta: app("email"), userMeta: { full_name: "Ada Lovelace" } },
+  { id: users.phone, phone: "15550001111", appMeta: app("phone"), userMeta: {} },
+  {
     id: users.google,
     email: "grace@gmail.test",
     appMeta: app("google"),
-    userMeta: {
-      full_name: "Grace Hopper",
-      avatar_url: "https://lh3.googleusercontent.test/a/grace",
-      email_verified: true,
-    },
-  });
-  await signUp(sql, {
+    userMeta: { full_name: "Grace Hopper", avatar_url: "https://lh3.googleusercontent.test/a/grace", email_verified: true },
+  },
+  {
     id: users.github,
     email: "linus@github.test",
     appMeta: app("github"),
     userMeta: { user_name: "torvalds", avatar_url: "https://avatars.githubusercontent.test/u/1024" },
-  });
-  await signUp(sql, { id: users.anonymous, appMeta: {}, userMeta: {}, isAnonymous: true });
-  await signUp(sql, {
+  },
+  { id: users.anonymous, appMeta: {}, userMeta: {}, isAnonymous: true },
+  {
     id: users.sso,
     email: "ken@corp.example.test",
     appMeta: app("sso:7f3c2a10-0000-4000-8000-000000000001"),
     userMeta: { given_name: "Ken", family_name: "Thompson" },
-  });
-  await signUp(sql, {
-    id: users.admin,
-    email: "root@example.test",
-    appMeta: app("email", { role: "admin" }),
-    userMeta: { name: "The Admin" },
-  });
-  await signUp(sql, {
+  },
+  { id: users.admin, email: "root@example.test", appMeta: app("email", { role: "admin" }), userMeta: { name: "The Admin" } },
+  {
     id: users.edited,
     email: "edsger@example.test",
     appMeta: app("email"),
     userMeta: { full_name: "Edsger Dijkstra", avatar_url: "https://cdn.example.test/ed.png" },
-  });
-  await signUp(sql, {
-    id: users.softDeleted,
-    email: "gone@example.test",
-    appMeta: app("email"),
-    userMeta: { full_name: "Gone Soon" },
-  });
-  made.push(`${Object.keys(users).length} sign-ups (email, phone, google, github, anonymous, sso, admin, ...)`);
+  },
+  { id: users.softDeleted, email: "gone@example.test", appMeta: app("email"), userMeta: { full_name: "Gone Soon" } },
+];
+
+/** v0.1.0's data, made through v0.1.0's own paths. */
+async function liveData(sql: Sql): Promise<string[]> {
+  const made: string[] = [];
+  for (const u of SIGNUPS) await signUp(sql, u);
+  made.push(`${SIGNUPS.length} sign-ups (email, phone, google, github, anonymous, sso; an admin)`);
 
   // Sign-ins and confirmations (Auth updates the row; the trigger follows).
   await asAuth(sql, (tx) => tx`
