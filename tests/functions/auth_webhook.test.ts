@@ -11,7 +11,7 @@ import {
   testNoSecretsLogged,
   call,
   client,
-  closedPort,
+  unreachableDbUrl,
   decodeJwt,
   integration,
   lockUsersTable,
@@ -236,7 +236,7 @@ Deno.test({
     const handler = createAuthWebhookHandler({
       env: {
         ...stack.functionEnv,
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {
@@ -461,7 +461,7 @@ Deno.test({
     const handler = createAuthWebhookHandler({
       env: {
         ...stack.functionEnv,
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {
@@ -574,7 +574,7 @@ Deno.test({
       port: 0,
       dbUrl: stack.dbUrl,
       functionEnv: {
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {

@@ -18,14 +18,13 @@
 //     timing): equal-length digests through crypto.timingSafeEqual, every key and
 //     every signature compared, no early exit; no other comparison of a secret.
 import fc from "fast-check";
-import postgres from "postgres";
 import assert from "node:assert/strict";
 import { jwtVerify, SignJWT } from "jose";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
 import { matchesAnyKey } from "../../supabase/functions/_shared/auth.ts";
 import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/http.ts";
 import { signWebhook, verifyWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import { connect } from "../_support/db.ts";
 import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
@@ -58,12 +57,7 @@ async function asRole(
 ): Promise<
   { rows: Record<string, unknown>[]; code?: undefined } | { rows?: undefined; code: string }
 > {
-  dataApi ??= postgres(withCredentials(localDbUrl(), "authenticator", "postgres"), {
-    max: 2,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "user-sync-attacks-data-api" },
-  }) as unknown as Sql;
+  dataApi ??= connect("authenticator", { max: 2, app: "user-sync-attacks-data-api" });
   try {
     const res = await dataApi.unsafe(
       `set local role ${role};
