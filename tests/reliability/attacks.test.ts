@@ -115,6 +115,7 @@ Deno.test({
         "select user_sync.status()",
         `select user_sync.record_error(${id(bob)}, 'trigger', '0', 'forged', null, null)`,
         `select user_sync.resolve_errors(${id(bob)})`,
+        `select user_sync.auth_role(${id(carol)})`,
         "select user_sync.vault_secret('user_sync_secret_key')",
         "select * from user_sync.runs",
         "select * from user_sync.errors",
@@ -328,16 +329,8 @@ Deno.test({
       );
       const isAdmin = await asRole("authenticated", A, "select user_sync.is_admin() as a");
       assert.equal(isAdmin.rows![0].a, false);
-      const callerView = await asRole(
-        "authenticated",
-        A,
-        "select * from user_sync.caller_is_admin",
-      );
-      assert.deepEqual(
-        callerView.rows,
-        [{ is_admin: false }],
-        "the admin view reveals only the caller's own status",
-      );
+      const carolIsAdmin = await asRole("authenticated", C, "select user_sync.is_admin() as a");
+      assert.equal(carolIsAdmin.rows![0].a, true, "is_admin() answers about the caller only");
       tally.rls_attempts += 3;
       assert.deepEqual(await fingerprint(sql), before, "no attempt wrote anything");
 
