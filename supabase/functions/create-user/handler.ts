@@ -95,7 +95,8 @@ export const createCreateUserHandler = defineFunction({
         issues.push({
           path: "name",
           code: "too_big",
-          message: `must be at most ${known.name_max_length} characters (user_sync.config.name_max_length)`,
+          message:
+            `must be at most ${known.name_max_length} characters (user_sync.config.name_max_length)`,
         });
       }
       if (issues.length) throw new HttpError(400, "invalid_input", "Invalid request body.", issues);
