@@ -666,7 +666,7 @@ export class DataApiStandIn {
         : "1 as _";
       const [row] = await tx.unsafe(
         `with _u as (
-           update ${from} set (${set}) = (select ${set} from json_populate_record(null::${from}, ${body}::json))
+           update ${from} set (${set}) = (select ${set} from json_populate_record(null::${from}, ${body}::text::json))
            ${where} returning ${returning})
          select coalesce(json_agg(_u), '[]')::text as body, count(*)::int as n from _u`,
         b.params,
@@ -741,26 +741,26 @@ export class DataApiStandIn {
           `Could not find the function ${SCHEMA}.${fn}(${names.join(", ")}) in the schema cache`,
         );
       }
+      // As PostgREST: the arguments from one JSON object typed by json_to_record.
       const argNames = match.args ?? [];
-      const params: string[] = [];
+      const defs = names.map((n) => `${quoteIdent(n)} ${match.types![argNames.indexOf(n)]}`);
+      const params = [JSON.stringify(args)];
       const call = `${quoteIdent(SCHEMA)}.${quoteIdent(fn)}(${
-        names.map((n) => {
-          const type = match.types![argNames.indexOf(n)];
-          const v = (args as Record<string, unknown>)[n];
-          params.push(v === null ? (null as unknown as string) : typeof v === "string" ? v : JSON.stringify(v));
-          return `${quoteIdent(n)} => $${params.length}::${type}`;
-        }).join(", ")
+        names.map((n) => `${quoteIdent(n)} => _a.${quoteIdent(n)}`).join(", ")
       })`;
+      const argsFrom = names.length
+        ? ` from json_to_record($1::text::json) as _a(${defs.join(", ")})`
+        : "";
       if (match.rettype === "void") {
-        await tx.unsafe(`select ${call}`, params);
+        await tx.unsafe(`select ${call}${argsFrom}`, names.length ? params : []);
         return respond(204, null);
       }
-      const sql = match.retset
-        ? `select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from ${call} _r`
-        : match.composite
-        ? `select to_json(_r)::text as body, 1 as n from ${call} _r`
-        : `select to_json(${call})::text as body, 1 as n`;
-      const [row] = await tx.unsafe(sql, params);
+      const from = names.length ? `json_to_record($1::text::json) as _a(${defs.join(", ")}), ` : "";
+      const sql = match.retset || match.composite
+        ? `select ${match.retset ? "coalesce(json_agg(_r), '[]')" : "to_json(_r)"}::text as body,
+             count(*)::int as n from ${from}lateral ${call} _r`
+        : `select to_json(${call})::text as body, 1 as n${argsFrom}`;
+      const [row] = await tx.unsafe(sql, names.length ? params : []);
       if (single) {
         if (match.retset) return this.#single(row.body as string, row.n as number, false, {});
         return respond(200, row.body as string, { "content-type": `${OBJECT_MEDIA}; charset=utf-8` });
