@@ -51,7 +51,9 @@ grant execute on function user_sync.is_admin() to authenticated, service_role;
 -- not a sync write, by anyone): name and avatar_url meet the rules of a derived
 -- value (the check users_name_clean holds the character rules; the length bound of
 -- user_sync.config and the avatar rule are checked here) and are remembered, so sync
--- never overwrites them. Sync writes are recognised by a new synced_at (sync stamps
+-- never overwrites them; the app may clear such an edit (set name_edited_at /
+-- avatar_url_edited_at to null: the field follows metadata again) but never set one.
+-- Sync writes are recognised by a new synced_at (sync stamps
 -- it with clock_timestamp(); authenticated cannot write it) and pass: they copy
 -- Auth. (A write that only pretends to be one can at most make the mirror's role
 -- wrong until the next reconcile; no authorization decision reads it.) Security
@@ -67,6 +69,12 @@ declare
 begin
   if new.synced_at is distinct from old.synced_at and current_user not in ('anon', 'authenticated') then
     return new;
+  end if;
+  if (current_user in ('anon', 'authenticated') or coalesce(auth.role(), '') in ('anon', 'authenticated'))
+     and ((new.name_edited_at is distinct from old.name_edited_at and new.name_edited_at is not null)
+       or (new.avatar_url_edited_at is distinct from old.avatar_url_edited_at and new.avatar_url_edited_at is not null)) then
+    raise exception using errcode = '42501', message = 'edit markers can only be cleared',
+      hint = 'Set name_edited_at or avatar_url_edited_at to null to follow auth metadata again; edits set them.';
   end if;
   if new.role is distinct from old.role
      and (current_user in ('anon', 'authenticated') or coalesce(auth.role(), '') in ('anon', 'authenticated'))
@@ -96,7 +104,7 @@ begin
 end
 $$;
 comment on function user_sync.guard_profile_write() is
-  'BEFORE UPDATE trigger on public.users: role changes by admins only (database role and JWT role); hand edits of name/avatar_url checked and remembered.';
+  'BEFORE UPDATE trigger on public.users: role changes by admins only (database role and JWT role); hand edits of name/avatar_url checked and remembered; the app may only clear the edit markers.';
 revoke execute on function user_sync.guard_profile_write() from public, anon;
 -- The guard reads the length bound as the caller; the rest of the configuration stays private.
 grant select (name_max_length) on user_sync.config to authenticated;
@@ -140,14 +148,15 @@ create or replace trigger user_sync_write_back_role
 -- -----------------------------------------------------------------------------
 -- Row level security and grants on public.users.
 -- anon: nothing. authenticated: own row (not soft-deleted), or all rows for
--- admins; updates limited to name, avatar_url and (admins only, enforced by the
--- guard) role. No inserts or deletes: profiles are created and removed by sync.
+-- admins; updates limited to name, avatar_url, clearing their edit markers and
+-- (admins only, enforced by the guard) role. No inserts or deletes: profiles are
+-- created and removed by sync.
 -- -----------------------------------------------------------------------------
 alter table public.users enable row level security;
 
 revoke all on public.users from public, anon, authenticated, service_role;
 grant select on public.users to authenticated;
-grant update (name, avatar_url, role) on public.users to authenticated;
+grant update (name, avatar_url, role, name_edited_at, avatar_url_edited_at) on public.users to authenticated;
 grant select, insert, update, delete on public.users to service_role;
 
 drop policy if exists "users: own profile or admin can read" on public.users;
