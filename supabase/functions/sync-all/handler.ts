@@ -7,6 +7,7 @@ import { literal, transaction } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { defineFunction } from "../_shared/runtime.ts";
+import { parseInclude, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -40,9 +41,12 @@ export const createSyncAllHandler = defineFunction({
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
+      // ?include=runs,errors adds the dashboard's lists (activity.ts).
+      const include = parseInclude(new URL(req.url));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
-      return json(200, row.status);
+      if (include.length === 0) return json(200, row.status);
+      return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
     const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
