@@ -3,7 +3,8 @@
 // USER_SYNC_DASHBOARD_PORT), as any static host would, plus /config.json with the local
 // project URL and anon key. Deployed, the same build goes to any static host
 // (Edge Functions cannot serve HTML on the default domain).
-import { extname, fromFileUrl, join, normalize } from "node:path";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export const LOCAL_DASHBOARD_PORT = 54323;
 
@@ -37,7 +38,7 @@ export interface DashboardServerOptions {
 }
 
 export function startDashboardServer(options: DashboardServerOptions): DashboardServer {
-  const distDir = options.distDir ?? fromFileUrl(new URL("../dashboard/dist", import.meta.url));
+  const distDir = options.distDir ?? fileURLToPath(new URL("../dashboard/dist", import.meta.url));
   const hostname = options.hostname ?? "127.0.0.1";
   const configBody = JSON.stringify(options.config);
   const server = Deno.serve({ hostname, port: options.port ?? localDashboardPort(), onListen: () => {} }, async (req) => {

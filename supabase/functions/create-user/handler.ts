@@ -6,9 +6,10 @@
 import { createClient, isAuthApiError, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
-import { literal, sqlState, transaction } from "../_shared/db.ts";
+import { sqlState } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
+import { syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 
 export const FN = "create-user";
@@ -63,15 +64,6 @@ export const CreateUserBody = z.strictObject({
 });
 export type CreateUserInput = z.infer<typeof CreateUserBody>;
 
-/** user_sync.sync_user, then the profile, in one short transaction. */
-async function confirmProfile(ctx: FunctionContext, userId: string) {
-  const [[synced], [profile]] = await transaction(ctx.sql(), ctx.config.statementTimeoutMs, [
-    `select user_sync.sync_user(${literal.uuid(userId)}) as result`,
-    `select * from public.users where id = ${literal.uuid(userId)}`,
-  ]);
-  return { result: synced?.result as string, profile };
-}
-
 export const createCreateUserHandler = defineFunction({
   name: FN,
   methods: ["POST"],
@@ -123,7 +115,7 @@ export const createCreateUserHandler = defineFunction({
     ctx.log("info", "auth user created", { user_id: userId, role: input.role ?? null });
 
     try {
-      const { result, profile } = await confirmProfile(ctx, userId);
+      const { result, profile } = await syncProfile(ctx, userId);
       if (!profile) {
         throw Object.assign(new Error("profile missing after user_sync.sync_user"), {
           code: "P0002",
