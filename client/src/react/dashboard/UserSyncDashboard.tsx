@@ -70,11 +70,7 @@ export function UserSyncDashboard({
     setMe({ state: "profile", userId, email: null, profile: null, error: null, loading: true });
     (async () => {
       try {
-        let profile = await api.getMyProfile();
-        if (!profile) {
-          await api.syncMe();
-          profile = await api.getMyProfile();
-        }
+        const profile = await api.getMyProfile();
         if (current) setMe({ state: "profile", userId, email: null, profile, error: profile ? null : "Your profile does not exist yet.", loading: false });
       } catch (err) {
         if (current) {

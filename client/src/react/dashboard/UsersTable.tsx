@@ -2,6 +2,7 @@
 // and the role of each user (an admin's change goes through RLS; the role is written back
 // to app_metadata, so the user's next token carries it).
 import { useEffect, useState } from "react";
+import type { ListUsersResult } from "../../types.ts";
 import type { DashboardApi, Profile } from "./api.ts";
 import { count, when } from "./format.ts";
 
@@ -15,7 +16,7 @@ export function UsersTable({ api, roles, reloadKey }: { api: DashboardApi; roles
   const [provider, setProvider] = useState("");
   const [includeDeleted, setIncludeDeleted] = useState(false);
   const [page, setPage] = useState(1);
-  const [result, setResult] = useState<{ users: Profile[]; total: number } | null>(null);
+  const [result, setResult] = useState<ListUsersResult | null>(null);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [saving, setSaving] = useState<string | null>(null);
@@ -65,7 +66,7 @@ export function UsersTable({ api, roles, reloadKey }: { api: DashboardApi; roles
 
   return (
     <section className="usd-panel" aria-label="Users" data-testid="users">
-      <h2>Users {result ? <span className="usd-muted" data-testid="users-total">({count(result.total)})</span> : null}</h2>
+      <h2>Users {result ? <span className="usd-muted" data-testid="users-total">({result.totalIsEstimate ? "about " : ""}{count(result.total)})</span> : null}</h2>
       <div className="usd-filters">
         <input
           type="search"
@@ -146,8 +147,8 @@ export function UsersTable({ api, roles, reloadKey }: { api: DashboardApi; roles
         <button type="button" onClick={() => setPage((p) => Math.max(1, p - 1))} disabled={page <= 1 || loading} data-testid="users-prev">
           Previous
         </button>
-        <span data-testid="users-page">Page {page} of {count(pages)}</span>
-        <button type="button" onClick={() => setPage((p) => p + 1)} disabled={page >= pages || loading} data-testid="users-next">
+        <span data-testid="users-page">Page {page} of {result?.totalIsEstimate ? "about " : ""}{count(pages)}</span>
+        <button type="button" onClick={() => setPage((p) => p + 1)} disabled={loading || (result?.totalIsEstimate ? (result.users.length < PAGE_SIZE) : page >= pages)} data-testid="users-next">
           Next
         </button>
       </div>

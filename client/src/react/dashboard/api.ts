@@ -1,24 +1,14 @@
-// The dashboard's data: everything it shows or changes, in one place. Reads and writes of
-// profiles go through the Data API under RLS with the signed-in user's JWT; status, runs,
-// errors and syncs go through the sync-all function (user_sync is never exposed through the
-// Data API). Nothing here holds a secret key: the browser has the anon key and a user JWT.
+// The dashboard's data: everything it shows or changes, through the client package
+// (createUserSyncClient): profiles through the Data API under RLS with the signed-in user's
+// JWT; status, syncs, and the runs and open errors lists through the sync-all function
+// (user_sync is never exposed through the Data API). Nothing here holds a secret key: the
+// browser has the anon key and a user JWT. Every failure is a UserSyncError.
 import type { SupabaseClient } from "@supabase/supabase-js";
+import { createUserSyncClient } from "../../client.ts";
+import { fromFunctionResponse, UserSyncError } from "../../errors.ts";
+import type { ListUsersOptions, ListUsersResult, Profile, ReconcileReport, SyncStatus as BaseStatus } from "../../types.ts";
 
-/** A row of public.users as the dashboard shows it. */
-export interface Profile {
-  id: string;
-  email: string | null;
-  phone: string | null;
-  name: string | null;
-  avatar_url: string | null;
-  role: string;
-  provider: string | null;
-  providers: string[] | null;
-  is_anonymous: boolean | null;
-  created_at: string | null;
-  last_sign_in_at: string | null;
-  deleted_at: string | null;
-}
+export type { Profile };
 
 export interface HealthProblem {
   code: string;
@@ -65,24 +55,15 @@ export interface OpenError {
 }
 
 /** user_sync.status() plus the dashboard's lists (sync-all GET ?include=runs,errors). */
-export interface SyncStatus {
-  auth_users: number;
-  profiles: number;
-  missing: number;
-  orphaned: number;
-  drifted: number;
-  open_errors: number;
-  health?: { ok: boolean; problems: HealthProblem[] };
-  version?: string;
-  last_run?: Partial<Run> | null;
+export interface SyncStatus extends BaseStatus {
+  health: { ok: boolean; problems: HealthProblem[] };
   heal?: HealProgress | null;
   runs?: Run[];
   errors?: OpenError[];
 }
 
 /** The answer of a sync-all POST (a reconcile report; a bounded heal adds complete/remaining). */
-export interface SyncReport {
-  run_id?: number;
+export type SyncReport = ReconcileReport & {
   skipped?: boolean;
   status?: string;
   dry_run?: boolean;
@@ -94,134 +75,39 @@ export interface SyncReport {
   complete?: boolean;
   remaining?: number;
   calls?: number;
-  [key: string]: unknown;
-}
-
-export interface UserQuery {
-  search?: string;
-  role?: string;
-  provider?: string;
-  includeDeleted?: boolean;
-  page: number;
-  pageSize: number;
-  orderBy?: { column: keyof Profile; ascending?: boolean };
-}
-
-/** One error type for everything the dashboard calls: our `{error:{code,message}}` and the HTTP status. */
-export class DashboardError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-    readonly status: number | null,
-  ) {
-    super(message);
-    this.name = "DashboardError";
-  }
-}
-
-export const PROFILE_COLUMNS =
-  "id,email,phone,name,avatar_url,role,provider,providers,is_anonymous,created_at,last_sign_in_at,deleted_at";
+};
 
 /** What the dashboard needs from the backend; `createDashboardApi` is the real one. */
 export interface DashboardApi {
+  /** The signed-in user's profile, self-synced first when it is missing. */
   getMyProfile(): Promise<Profile | null>;
   updateMyProfile(patch: { name?: string | null; avatar_url?: string | null }): Promise<Profile>;
-  /** The signed-in user's profile missing: sync it (sync-all POST {user_id}). */
-  syncMe(): Promise<void>;
+  /** status() with the runs and open errors lists. */
   status(): Promise<SyncStatus>;
   syncAll(options: { dryRun: boolean }): Promise<SyncReport>;
-  listUsers(query: UserQuery): Promise<{ users: Profile[]; total: number }>;
+  listUsers(options: ListUsersOptions): Promise<ListUsersResult>;
   setRole(id: string, role: string): Promise<Profile>;
 }
 
-async function functionError(error: unknown): Promise<DashboardError> {
-  // supabase-js: FunctionsHttpError carries the Response; relay/fetch errors do not.
-  const ctx = (error as { context?: unknown })?.context;
-  if (ctx instanceof Response) {
-    let body: { error?: { code?: string; message?: string } } | null = null;
-    try {
-      body = await ctx.clone().json();
-    } catch {
-      // not JSON
-    }
-    return new DashboardError(
-      body?.error?.message ?? `sync-all answered HTTP ${ctx.status}`,
-      body?.error?.code ?? "http_error",
-      ctx.status,
-    );
-  }
-  return new DashboardError(
-    "The sync-all function cannot be reached. Is it deployed, and is the project URL right?",
-    "unreachable",
-    null,
-  );
-}
-
-function dataError(error: { message: string; code?: string }, status?: number): DashboardError {
-  return new DashboardError(error.message, error.code ?? "data_api_error", status ?? null);
-}
-
-/** PostgREST `or` filter values: quote so commas, dots and parentheses in a search are literal. */
-function ilikeTerm(search: string): string {
-  const escaped = search.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/"/g, '\\"');
-  return `"*${escaped}*"`;
-}
-
 export function createDashboardApi(supabase: SupabaseClient): DashboardApi {
-  const invoke = async <T>(path: string, init: { method: "GET" | "POST"; body?: unknown }): Promise<T> => {
-    const { data, error } = await supabase.functions.invoke(path, init as never);
-    if (error) throw await functionError(error);
-    return data as T;
-  };
-  const me = async (): Promise<string> => {
-    const { data } = await supabase.auth.getSession();
-    const id = data.session?.user.id;
-    if (!id) throw new DashboardError("Not signed in.", "not_signed_in", 401);
-    return id;
-  };
+  const client = createUserSyncClient(supabase);
   return {
-    async getMyProfile() {
-      const id = await me();
-      const { data, error, status } = await supabase.from("users").select(PROFILE_COLUMNS).eq("id", id)
-        .maybeSingle();
-      if (error) throw dataError(error, status);
-      return (data as Profile | null) ?? null;
-    },
-    async updateMyProfile(patch) {
-      const id = await me();
-      const { data, error, status } = await supabase.from("users").update(patch).eq("id", id)
-        .select(PROFILE_COLUMNS).single();
-      if (error) throw dataError(error, status);
-      return data as Profile;
-    },
-    async syncMe() {
-      await invoke("sync-all", { method: "POST", body: { user_id: await me() } });
-    },
+    getMyProfile: () => client.ensureMyProfile(),
+    updateMyProfile: (patch) => client.updateMyProfile(patch),
     async status() {
-      return await invoke<SyncStatus>("sync-all?include=runs,errors", { method: "GET" });
+      // The client's status() is status() alone; the dashboard also wants the lists.
+      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors", { method: "GET" });
+      if (error) {
+        const context = (error as { context?: unknown }).context;
+        if (context instanceof Response) throw await fromFunctionResponse(context);
+        throw new UserSyncError(0, {
+          error: { code: "network_error", message: `Could not reach the sync-all function: ${error.message}` },
+        });
+      }
+      return data as SyncStatus;
     },
-    async syncAll({ dryRun }) {
-      return await invoke<SyncReport>("sync-all", { method: "POST", body: { dry_run: dryRun } });
-    },
-    async listUsers(query) {
-      let q = supabase.from("users").select(PROFILE_COLUMNS, { count: "exact" });
-      const search = query.search?.trim();
-      if (search) q = q.or(`email.ilike.${ilikeTerm(search)},name.ilike.${ilikeTerm(search)}`);
-      if (query.role) q = q.eq("role", query.role);
-      if (query.provider) q = q.eq("provider", query.provider);
-      if (!query.includeDeleted) q = q.is("deleted_at", null);
-      const order = query.orderBy ?? { column: "created_at", ascending: false };
-      q = q.order(order.column, { ascending: order.ascending ?? true }).order("id");
-      const from = (query.page - 1) * query.pageSize;
-      const { data, count, error, status } = await q.range(from, from + query.pageSize - 1);
-      if (error) throw dataError(error, status);
-      return { users: (data ?? []) as unknown as Profile[], total: count ?? 0 };
-    },
-    async setRole(id, role) {
-      const { data, error, status } = await supabase.from("users").update({ role }).eq("id", id)
-        .select(PROFILE_COLUMNS).single();
-      if (error) throw dataError(error, status);
-      return data as Profile;
-    },
+    syncAll: (options) => client.syncAll(options) as Promise<SyncReport>,
+    listUsers: (options) => client.listUsers(options),
+    setRole: (id, role) => client.setRole(id, role),
   };
 }

@@ -3,12 +3,11 @@ export { UserSyncDashboard, type UserSyncDashboardProps } from "./UserSyncDashbo
 export {
   createDashboardApi,
   type DashboardApi,
-  DashboardError,
+  type HealProgress,
+  type HealthProblem,
   type OpenError,
-  type Profile,
   type Run,
   type SyncReport,
   type SyncStatus,
-  type UserQuery,
 } from "./api.ts";
 export { useAutoRefresh } from "./useAutoRefresh.ts";
