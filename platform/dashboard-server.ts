@@ -40,7 +40,9 @@ export interface DashboardServerOptions {
 export function startDashboardServer(options: DashboardServerOptions): DashboardServer {
   const distDir = options.distDir ?? fileURLToPath(new URL("../dashboard/dist", import.meta.url));
   const hostname = options.hostname ?? "127.0.0.1";
-  const configBody = JSON.stringify(options.config);
+  // USER_SYNC_DASHBOARD_REFRESH_MS: a faster auto-refresh (the browser tests use it).
+  const refresh = Number(Deno.env.get("USER_SYNC_DASHBOARD_REFRESH_MS")) || undefined;
+  const configBody = JSON.stringify({ refreshIntervalMs: refresh, ...options.config });
   const server = Deno.serve({ hostname, port: options.port ?? localDashboardPort(), onListen: () => {} }, async (req) => {
     if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed", { status: 405 });
     const { pathname } = new URL(req.url);
