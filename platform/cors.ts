@@ -1,7 +1,8 @@
 // LOCAL PLATFORM (development and tests only; never deployed): the CORS answers the
-// hosted API gateway (Kong) gives every /auth/v1 and /rest/v1 request, so that a browser
-// app on another origin (the dashboard on :54323) can call them. The functions answer
-// CORS themselves (supabase/functions/_shared/http.ts), as deployed ones must.
+// hosted API gateway (Kong) gives every /auth/v1 request, so that a browser app on another
+// origin (the dashboard on :54323) can sign in. The functions answer CORS themselves
+// (supabase/functions/_shared/http.ts), as deployed ones must; so does the Data API
+// stand-in (data_api.ts).
 const ALLOW_HEADERS = "authorization, x-client-info, apikey, content-type, prefer, range, accept-profile, content-profile, x-supabase-api-version";
 
 function corsHeaders(req: Request): Headers {

@@ -52,6 +52,15 @@ type AnySupabaseClient = SupabaseClient<any, any, any>;
 
 const SORTABLE = new Set(["created_at", "email", "name", "last_sign_in_at", "role"]);
 const MAX_PAGE_SIZE = 1000;
+/**
+ * Supabase's default Data API max_rows: up to this many rows count=estimated counts
+ * exactly, above it the answer is the planner's estimate.
+ */
+export const ESTIMATE_ABOVE = 1000;
+
+function isEstimate(count: string, total: number | null): boolean {
+  return count === "estimated" && (total ?? 0) > ESTIMATE_ABOVE;
+}
 
 /** Concurrent ensureMyProfile calls per SupabaseClient and user: one request. */
 const inflight = new WeakMap<object, Map<string, Promise<Profile | null>>>();
@@ -190,23 +199,34 @@ export function createUserSyncClient(supabase: AnySupabaseClient): UserSyncClien
         });
       }
       const search = options.search?.trim() ?? "";
-      // Exact counts when filtered; the planner's estimate for the whole table.
+      // Exact counts when searching or filtering by role/provider; for the plain list,
+      // PostgREST's count=estimated (exact up to max_rows, the planner's estimate above).
       const exact = search !== "" || options.role !== undefined || options.provider !== undefined;
-      let query = users().select("*", { count: exact ? "exact" : "planned" });
-      if (search !== "") {
-        const pattern = ilikeContains(search);
-        query = query.or(`email.ilike.${pattern},name.ilike.${pattern}`);
-      }
-      if (options.role !== undefined) query = query.eq("role", options.role);
-      if (options.provider !== undefined) query = query.eq("provider", options.provider);
-      if (!options.includeDeleted) query = query.is("deleted_at", null);
+      const count = exact ? "exact" : "estimated";
+      // deno-lint-ignore no-explicit-any
+      const filtered = (query: any) => {
+        if (search !== "") {
+          const pattern = ilikeContains(search);
+          query = query.or(`email.ilike.${pattern},name.ilike.${pattern}`);
+        }
+        if (options.role !== undefined) query = query.eq("role", options.role);
+        if (options.provider !== undefined) query = query.eq("provider", options.provider);
+        if (!options.includeDeleted) query = query.is("deleted_at", null);
+        return query;
+      };
       const from = (page - 1) * pageSize;
-      const { data, error, status, count } = await query
-        .order(order.column, { ascending: order.ascending ?? true, nullsFirst: false })
+      const { data, error, status, count: total } = await filtered(users().select("*", { count }))
+        .order(order.column, { ascending: order.ascending ?? true })
         .order("id", { ascending: true })
         .range(from, from + pageSize - 1);
+      if (error && status === 416) {
+        // A page past the end: PostgREST answers 416; the page is empty, the total stands.
+        const head = await filtered(users().select("id", { count, head: true }));
+        if (head.error) throw fromPostgrestError(head.status, head.error);
+        return { users: [], total: head.count ?? 0, totalIsEstimate: isEstimate(count, head.count) };
+      }
       if (error) throw fromPostgrestError(status, error);
-      return { users: data ?? [], total: count ?? 0, totalIsEstimate: !exact };
+      return { users: (data ?? []) as Profile[], total: total ?? 0, totalIsEstimate: isEstimate(count, total) };
     },
 
     async setRole(id, role) {

@@ -58,7 +58,14 @@ const POSTGREST_CODES: Record<string, { code: string; status?: number }> = {
 /** A Data API (PostgREST) error as a UserSyncError; details keep PostgREST's fields. */
 export function fromPostgrestError(status: number, err: PostgrestErrorLike): UserSyncError {
   const known = err.code ? POSTGREST_CODES[err.code] : undefined;
-  const httpStatus = status > 0 ? status : (known?.status ?? 0);
+  // Our statuses for the codes we know (PostgREST answers "no row" 406 and a foreign-key
+  // violation 409; to the caller they are a 404 and a 400 like ours); 42501 keeps
+  // PostgREST's 401 (anon) / 403 (signed in).
+  const httpStatus = known?.status && err.code !== "42501"
+    ? known.status
+    : status > 0
+    ? status
+    : (known?.status ?? 0);
   const details: Record<string, unknown> = { postgrest_code: err.code ?? null };
   if (err.details) details.details = err.details;
   if (err.hint) details.hint = err.hint;

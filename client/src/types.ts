@@ -39,9 +39,10 @@ export interface ListUsersOptions {
 export interface ListUsersResult {
   users: Profile[];
   /**
-   * Number of users matching the filters. Exact when any filter (search, role,
-   * provider, deleted) is set; for the unfiltered list it is the planner's estimate
-   * (`Prefer: count=planned`, see `totalIsEstimate`), so that paging 1M rows stays fast.
+   * Number of users matching the filters. Exact when searching or filtering by role or
+   * provider; for the plain list it is PostgREST's `count=estimated`: exact up to the
+   * Data API's max_rows (1000 by default), the planner's estimate above, so that paging
+   * a million profiles stays fast (see `totalIsEstimate`).
    */
   total: number;
   /** True when `total` is the planner's estimate rather than an exact count. */

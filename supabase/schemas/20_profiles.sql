@@ -51,3 +51,16 @@ comment on column public.users.avatar_url_edited_at is 'When avatar_url was last
 
 create index if not exists users_admin_idx on public.users (id) where role = 'admin';
 
+-- -----------------------------------------------------------------------------
+-- Admin search (listUsers in @user-sync/client): a case-insensitive substring of
+-- email or name, `email ilike '%term%' or name ilike '%term%'`, answered from two
+-- trigram indexes (a BitmapOr) instead of a scan; pages in the default order
+-- (newest first) walk created_at. Not on columns that sign-ins change
+-- (last_sign_in_at), so a sign-in's profile update can stay a HOT update.
+-- -----------------------------------------------------------------------------
+create extension if not exists pg_trgm with schema extensions;
+
+create index if not exists users_email_trgm_idx on public.users using gin (email extensions.gin_trgm_ops);
+create index if not exists users_name_trgm_idx on public.users using gin (name extensions.gin_trgm_ops);
+create index if not exists users_created_at_idx on public.users (created_at desc, id);
+

@@ -30,7 +30,9 @@ grant execute on function user_sync.is_admin() to authenticated, service_role;
 -- API, the SQL editor). Sync writes are recognised by a new synced_at (sync stamps
 -- it with clock_timestamp(); authenticated cannot write it). Only admins (or
 -- trusted server roles) change roles; an app edit of name/avatar_url is remembered
--- so that sync never overwrites it. Security invoker: current_user is the caller.
+-- so that sync never overwrites it; the app may clear such an edit (set
+-- name_edited_at / avatar_url_edited_at to null: the field follows metadata again)
+-- but never set one. Security invoker: current_user is the caller.
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.guard_profile_write() returns trigger
 language plpgsql
@@ -38,6 +40,12 @@ security invoker
 set search_path = ''
 as $$
 begin
+  if current_user in ('anon', 'authenticated')
+     and ((new.name_edited_at is distinct from old.name_edited_at and new.name_edited_at is not null)
+       or (new.avatar_url_edited_at is distinct from old.avatar_url_edited_at and new.avatar_url_edited_at is not null)) then
+    raise exception using errcode = '42501', message = 'edit markers can only be cleared',
+      hint = 'Set name_edited_at or avatar_url_edited_at to null to follow auth metadata again; edits set them.';
+  end if;
   if new.role is distinct from old.role
      and current_user in ('anon', 'authenticated')
      and not user_sync.is_admin() then
@@ -57,7 +65,7 @@ begin
 end
 $$;
 comment on function user_sync.guard_profile_write() is
-  'BEFORE UPDATE trigger on public.users for non-sync writes: role changes by admins only; remembers app edits of name/avatar_url.';
+  'BEFORE UPDATE trigger on public.users for non-sync writes: role changes by admins only; remembers app edits of name/avatar_url; the app may only clear the edit markers.';
 revoke execute on function user_sync.guard_profile_write() from public, anon;
 
 create or replace trigger user_sync_guard_profile_write
@@ -99,14 +107,15 @@ create or replace trigger user_sync_write_back_role
 -- -----------------------------------------------------------------------------
 -- Row level security and grants on public.users.
 -- anon: nothing. authenticated: own row (not soft-deleted), or all rows for
--- admins; updates limited to name, avatar_url and (admins only, enforced by the
--- guard) role. No inserts or deletes: profiles are created and removed by sync.
+-- admins; updates limited to name, avatar_url, clearing their edit markers and
+-- (admins only, enforced by the guard) role. No inserts or deletes: profiles are
+-- created and removed by sync.
 -- -----------------------------------------------------------------------------
 alter table public.users enable row level security;
 
 revoke all on public.users from public, anon, authenticated, service_role;
 grant select on public.users to authenticated;
-grant update (name, avatar_url, role) on public.users to authenticated;
+grant update (name, avatar_url, role, name_edited_at, avatar_url_edited_at) on public.users to authenticated;
 grant select, insert, update, delete on public.users to service_role;
 
 drop policy if exists "users: own profile or admin can read" on public.users;

@@ -64,7 +64,7 @@ select column_privs_are('public', 'users', 'name', 'authenticated', array['SELEC
 select column_privs_are('public', 'users', 'avatar_url', 'authenticated', array['SELECT', 'UPDATE'], 'authenticated may update avatar_url');
 select column_privs_are('public', 'users', 'email', 'authenticated', array['SELECT'], 'authenticated may not update email');
 select column_privs_are('public', 'users', 'synced_at', 'authenticated', array['SELECT'], 'authenticated may not update synced_at');
-select column_privs_are('public', 'users', 'name_edited_at', 'authenticated', array['SELECT'], 'authenticated may not update edit markers');
+select column_privs_are('public', 'users', 'name_edited_at', 'authenticated', array['SELECT', 'UPDATE'], 'authenticated may update edit markers (the guard allows only clearing them)');
 select table_privs_are('public', 'users', 'service_role', array['DELETE', 'INSERT', 'SELECT', 'UPDATE'], 'service_role has explicit DML grants');
 select table_privs_are('user_sync', 'runs', 'authenticated', array[]::text[], 'authenticated cannot read runs');
 select table_privs_are('user_sync', 'errors', 'anon', array[]::text[], 'anon cannot read errors');
