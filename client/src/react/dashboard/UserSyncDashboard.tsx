@@ -90,7 +90,7 @@ export function UserSyncDashboard({
     <div className="usd-root" data-testid="user-sync-dashboard">
       <style>{DASHBOARD_CSS}</style>
       <header className="usd-header">
-        <h1>{title}{isAdmin ? <span className="usd-badge usd-admin-badge">admin</span> : null}</h1>
+        <h1>{title}{isAdmin ? <span className="usd-badge usd-admin-badge" data-testid="admin-badge">admin</span> : null}</h1>
         {me.state === "profile" && (
           <div className="usd-who">
             <span className="usd-muted" data-testid="signed-in-as">{me.profile?.email ?? email ?? me.userId}</span>
