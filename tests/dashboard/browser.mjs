@@ -257,6 +257,48 @@ describe("clear states", { concurrency: false }, () => {
     await page.screenshot({ path: join(OUT_DIR, "admin-unreachable.png") });
   });
 
+  test("a long heal shows a progress bar until complete", async () => {
+    // The functions' answers for a heal that needs two calls: the first POST answers
+    // complete: false after a while, and status() carries `heal` meanwhile; the second
+    // POST is the real one.
+    const { page } = await openBrowser();
+    let posts = 0;
+    let healing = false;
+    const cors = { "access-control-allow-origin": "*", "content-type": "application/json" };
+    await page.route("**/functions/v1/sync-all**", async (route) => {
+      const req = route.request();
+      if (req.method() === "GET") {
+        const res = await route.fetch();
+        const body = await res.json();
+        if (healing) body.heal = { examined: 250_000, total: 1_000_000, rate: 50_000, eta: 15 };
+        return await route.fulfill({ response: res, json: body });
+      }
+      if (req.method() !== "POST") return await route.continue();
+      posts += 1;
+      if (posts > 1) return await route.continue();
+      healing = true;
+      await new Promise((r) => setTimeout(r, 3_000));
+      healing = false;
+      await route.fulfill({
+        status: 200,
+        headers: cors,
+        body: JSON.stringify({ run_id: 0, status: "ok", dry_run: false, complete: false, remaining: 750_000, calls: 1, inserted: 0, updated: 0, deleted: 0, errors: 0 }),
+      });
+    });
+    await signInAs(page, people.admin);
+    await page.getByTestId("status-cards").waitFor({ timeout: 20_000 });
+    await page.getByTestId("sync-now").click();
+    const progress = page.getByTestId("sync-progress");
+    await progress.filter({ hasText: "250,000 of 1,000,000 examined (25%)" }).waitFor({ timeout: 10_000 });
+    assert.equal(await progress.getByRole("progressbar").getAttribute("aria-valuenow"), "25");
+    assert.match(await progress.innerText(), /50,000\/s · about 15 s left/);
+    await page.screenshot({ path: join(OUT_DIR, "admin-heal-progress.png") });
+    assert.equal(await page.getByTestId("sync-now").isDisabled(), true, "one sync at a time");
+    await page.getByTestId("sync-report").waitFor({ timeout: 20_000 });
+    assert.equal(posts, 2, "called sync-all again until it answered complete");
+    assert.equal(await progress.count(), 0, "the bar is gone once complete");
+  });
+
   test("a wrong password is said so", async () => {
     const { page } = await openBrowser();
     await signInAs(page, { ...people.user, password: "wrong-password" });

@@ -128,7 +128,9 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
           </button>
         </div>
         <div className="usd-muted" data-testid="refresh-state">
-          {auto.active ? `Auto-refresh every ${Math.round(refreshIntervalMs / 1000)} s` : "Auto-refresh paused"}
+          {auto.active
+            ? `Auto-refresh every ${(refreshIntervalMs / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} s`
+            : "Auto-refresh paused"}
           {" · updated "}
           {clock(auto.lastRefreshed)}
         </div>

@@ -43,6 +43,7 @@ export function RunsChart({ runs }: { runs: Run[] }) {
             type: "linear",
             position: "right",
             beginAtZero: true,
+            ticks: { precision: 0 },
             grid: { drawOnChartArea: false },
             title: { display: true, text: "changes" },
           },

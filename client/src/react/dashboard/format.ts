@@ -33,6 +33,10 @@ export function clock(d: Date | null): string {
 /** Seconds (a number) or whatever the server wrote, as a short "about … left". */
 export function eta(value: number | string | undefined): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value === "number") return Number.isFinite(value) ? `about ${duration(value * 1000)} left` : null;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value) || value < 0) return null;
+    const s = Math.round(value);
+    return `about ${s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`} left`;
+  }
   return `about ${value} left`;
 }
