@@ -54,20 +54,21 @@ async function waitFor(what, fn, timeoutMs) {
 }
 
 /**
- * Starts `bash scripts/start.sh --fresh` on spare ports. Its output (which prints the local
- * keys, as npm start does) goes to .local/dashboard-test/stack.log, never to the test log.
+ * Starts `bash scripts/start.sh --fresh` on spare ports, data in .local/<name>-pgdata. Its
+ * output (which prints the local keys, as npm start does) goes to
+ * .local/dashboard-test/<name>-stack.log, never to the test log.
  */
-export async function startStack() {
+export async function startStack({ refreshMs = "1500", name = "dashboard-test" } = {}) {
   mkdirSync(OUT_DIR, { recursive: true });
   const [dbPort, apiPort, dashboardPort] = [await sparePort(), await sparePort(), await sparePort()];
-  const log = openSync(join(OUT_DIR, "stack.log"), "w");
+  const log = openSync(join(OUT_DIR, `${name}-stack.log`), "w");
   const env = {
     ...process.env,
     USER_SYNC_DB_PORT: String(dbPort),
     USER_SYNC_API_PORT: String(apiPort),
     USER_SYNC_DASHBOARD_PORT: String(dashboardPort),
-    USER_SYNC_PGDATA: join(ROOT, ".local/dashboard-test-pgdata"),
-    USER_SYNC_DASHBOARD_REFRESH_MS: "1500",
+    USER_SYNC_PGDATA: join(ROOT, `.local/${name}-pgdata`),
+    USER_SYNC_DASHBOARD_REFRESH_MS: refreshMs,
   };
   delete env.USER_SYNC_DB_URL;
   const child = spawn("bash", [join(ROOT, "scripts/start.sh"), "--fresh"], {
@@ -118,14 +119,14 @@ export async function startStack() {
   };
   try {
     await Promise.race([
-      waitFor("the stack (see .local/dashboard-test/stack.log)", async () => {
+      waitFor(`the stack (see .local/dashboard-test/${name}-stack.log)`, async () => {
         const page = await fetch(`${stack.dashboardUrl}/`);
         if (page.status !== 200) return false;
         await stack.call("sync-all");
         return true;
       }, 180_000),
       exited.then((code) => {
-        throw new Error(`scripts/start.sh exited (${code}) before the stack was up: see .local/dashboard-test/stack.log`);
+        throw new Error(`scripts/start.sh exited (${code}) before the stack was up: see .local/dashboard-test/${name}-stack.log`);
       }),
     ]);
   } catch (err) {
