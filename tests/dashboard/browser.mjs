@@ -209,17 +209,24 @@ describe("a normal user", { concurrency: false }, () => {
   let page;
   let seen;
 
-  test("sees only their own profile and edits the name", async () => {
+  test("sees only their own profile and edits the name and avatar", async () => {
     ({ page, seen } = await openBrowser());
     await signInAs(page, people.user);
     await page.getByTestId("profile-view").waitFor({ timeout: 20_000 });
     assert.equal(await page.getByTestId("admin-view").count(), 0, "no admin view");
     assert.equal(await page.getByTestId("profile-email").innerText(), people.user.email);
+    assert.equal(await page.getByTestId("profile-name").innerText(), people.user.name);
+    const avatar = `${stack.dashboardUrl}/favicon.svg`;
     await page.getByTestId("profile-name-input").fill("Ursula Renamed");
+    await page.getByTestId("profile-avatar-input").fill(avatar);
     await page.getByTestId("profile-save").click();
     await page.getByTestId("profile-message").filter({ hasText: "Saved" }).waitFor();
     await page.getByTestId("profile-name").filter({ hasText: "Ursula Renamed" }).waitFor();
-    assert.equal(stack.sql(`select name from public.users where id = '${people.user.id}'`), "Ursula Renamed");
+    assert.equal(await page.getByTestId("profile-avatar").getAttribute("src"), avatar);
+    assert.equal(
+      stack.sql(`select name || ' ' || avatar_url || ' ' || (name_edited_at is not null) from public.users where id = '${people.user.id}'`),
+      `Ursula Renamed ${avatar} true`,
+    );
     await page.screenshot({ path: join(OUT_DIR, "user.png"), fullPage: true });
   });
 

@@ -2,6 +2,7 @@
 // editing (the only columns a user may change; RLS and column grants enforce it).
 import { useEffect, useState } from "react";
 import type { DashboardApi, Profile } from "./api.ts";
+import { Avatar } from "./Avatar.tsx";
 import { when } from "./format.ts";
 
 export function ProfileView({ api, profile, onSaved }: { api: DashboardApi; profile: Profile; onSaved: (p: Profile) => void }) {
@@ -34,9 +35,7 @@ export function ProfileView({ api, profile, onSaved }: { api: DashboardApi; prof
     <section className="usd-panel usd-profile" aria-label="Your profile" data-testid="profile-view">
       <h2>Your profile</h2>
       <div className="usd-profile-head">
-        {profile.avatar_url
-          ? <img src={profile.avatar_url} alt="" className="usd-avatar" referrerPolicy="no-referrer" data-testid="profile-avatar" />
-          : <span className="usd-avatar usd-avatar-blank" />}
+        <Avatar url={profile.avatar_url} size="lg" testId="profile-avatar" />
         <div>
           <div className="usd-profile-name" data-testid="profile-name">{profile.name ?? "no name"}</div>
           <div className="usd-muted" data-testid="profile-email">{profile.email ?? profile.phone ?? "anonymous"}</div>

@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import type { ListUsersResult } from "../../types.ts";
 import type { DashboardApi, Profile } from "./api.ts";
+import { Avatar } from "./Avatar.tsx";
 import { count, when } from "./format.ts";
 
 const PAGE_SIZE = 20;
@@ -115,7 +116,7 @@ export function UsersTable({ api, roles, reloadKey }: { api: DashboardApi; roles
                 <tr key={u.id} data-testid="user-row" data-user-id={u.id} className={u.deleted_at ? "usd-deleted" : undefined}>
                   <td>
                     <div className="usd-user">
-                      {u.avatar_url ? <img src={u.avatar_url} alt="" className="usd-avatar-sm" referrerPolicy="no-referrer" /> : <span className="usd-avatar-sm usd-avatar-blank" />}
+                      <Avatar url={u.avatar_url} size="sm" />
                       <div>
                         <div>{u.name ?? <span className="usd-muted">no name</span>}</div>
                         <div className="usd-muted">{u.email ?? u.phone ?? (u.is_anonymous ? "anonymous" : u.id)}</div>
