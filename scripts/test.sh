@@ -51,6 +51,10 @@ if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/
     tests/reliability/log-scan.ts "$LOGDIR"
 fi
 
+# @user-sync/client compiles for npm consumers (its Deno tests ran with the suites above).
+step "client package: tsc (what npm consumers compile)" \
+  "$ROOT/node_modules/.bin/tsc" -p "$ROOT/client/tsconfig.json" --noEmit
+
 $DB stop >/dev/null 2>&1 || true
 trap - EXIT
 # One closing line with the test counts of every runner (pg_prove + deno test); a step
