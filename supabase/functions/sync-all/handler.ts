@@ -32,15 +32,9 @@ const SelfSyncBody = z.strictObject({
   }),
 });
 
-/** The body of a self-sync request (an object with user_id), without consuming req. */
-async function selfSyncRequest(req: Request): Promise<unknown | null> {
-  if (req.method !== "POST") return null;
-  try {
-    const body = await readJson(req.clone(), { allowEmpty: true });
-    return body !== null && typeof body === "object" && "user_id" in body ? body : null;
-  } catch {
-    return null; // the reconcile path answers malformed bodies
-  }
+/** Is this POST body a self-sync (an object with user_id) rather than a reconcile? */
+function isSelfSync(body: unknown): boolean {
+  return body !== null && typeof body === "object" && "user_id" in body;
 }
 
 /** POST {"user_id"}: sync_user for yourself (or anyone as admin / secret key). */
@@ -95,8 +89,11 @@ export const createSyncAllHandler = defineFunction({
   methods: ["GET", "POST"],
   async handle(ctx, req) {
     const caller = await ctx.caller(req);
-    const selfSync = await selfSyncRequest(req);
-    if (selfSync !== null) return await syncOneUser(ctx, caller, selfSync);
+    // The body is read once, and only for a caller who may send one: {"user_id"} is a
+    // self-sync (any signed-in user), anything else a reconcile (admins, secret key).
+    const signedIn = caller.kind !== "none" && caller.kind !== "anon";
+    const body = req.method === "POST" && signedIn ? await readJson(req, { allowEmpty: true }) : undefined;
+    if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
@@ -108,7 +105,7 @@ export const createSyncAllHandler = defineFunction({
       return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
-    const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
+    const parsed = PostBody.safeParse(body);
     if (!parsed.success) {
       throw new HttpError(
         400,
