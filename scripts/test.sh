@@ -56,11 +56,16 @@ step "pgTAP suite (pg_prove)" pg_prove --ext .sql -h 127.0.0.1 -p "$PORT" -U sup
 
 if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/dev/null; then
   step "Deno suites" "$ROOT/node_modules/.bin/deno" task test:deno
+  step "dashboard in a real browser (Chromium)" bash "$ROOT/scripts/test-dashboard.sh"
   # The logs of the whole run (every step's output, captured lines, the server log,
   # the logs kept in the database) must not contain a single configured secret.
   step "secrets in the logs of the whole run" "$ROOT/node_modules/.bin/deno" run -A \
     tests/reliability/log-scan.ts "$LOGDIR"
 fi
+
+# @user-sync/client compiles for npm consumers (its Deno tests ran with the suites above).
+step "client package: tsc (what npm consumers compile)" \
+  "$ROOT/node_modules/.bin/tsc" -p "$ROOT/client/tsconfig.json" --noEmit
 
 $DB stop >/dev/null 2>&1 || true
 trap - EXIT
@@ -69,6 +74,7 @@ trap - EXIT
 counts="$(cat "$LOGDIR"/*.log 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | awk '
   /^Files=[0-9]+, Tests=[0-9]+/ { match($0, /Tests=[0-9]+/); t = substr($0, RSTART + 6, RLENGTH - 6); tp += t }
   /^Failed [0-9]+\/[0-9]+ subtests/ { split($2, a, "/"); tf += a[1] }
+  /^# (pass|fail) [0-9]+$/ { if ($2 == "pass") dp += $3; else df += $3 }
   /^(ok|FAILED) \| [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) dp += $i; if ($(i + 1) ~ /^failed/) df += $i } }
   END { printf "%d %d", tp - tf + dp, tf + df }')"
 read -r tests_passed tests_failed <<<"$counts"

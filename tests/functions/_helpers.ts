@@ -258,10 +258,13 @@ export function decodeJwt(token: string): Record<string, any> {
 }
 
 /** Holds an ACCESS EXCLUSIVE lock on public.users on its own connection until released. */
-export async function lockUsersTable(db: Sql): Promise<() => Promise<void>> {
+export async function lockUsersTable(
+  db: Sql,
+  table: "public.users" | "auth.users" = "public.users",
+): Promise<() => Promise<void>> {
   const conn = await db.reserve();
   await conn`begin`;
-  await conn`lock table public.users in access exclusive mode`;
+  await conn.unsafe(`lock table ${table} in access exclusive mode`);
   return async () => {
     await conn`rollback`;
     conn.release();

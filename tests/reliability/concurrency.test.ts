@@ -403,8 +403,11 @@ Deno.test({
     let samples = 0;
     // Sabotage leaves its mark (tampered email/provider, a deleted profile, an orphan);
     // any other difference is a sync that went wrong.
+    // The field rules' diff query (user_sync.profile_diff_sql(), run as dynamic SQL).
+    const [{ sql: diffSql }] = await admin<{ sql: string }[]>`select user_sync.profile_diff_sql() as sql`;
+    type Divergence = { id: string; missing: boolean; orphaned: boolean; drifted: boolean; beyond_sabotage: boolean; explained: boolean };
     const divergence = () =>
-      admin`
+      admin.unsafe<Divergence[]>(`
         select coalesce(d.id, d.profile_id)::text as id, d.missing, d.orphaned, d.drifted,
                d.drifted and (
                  case when p.email = 'tampered@evil.example' then d.email else p.email end,
@@ -420,9 +423,9 @@ Deno.test({
                ) as beyond_sabotage,
                exists (select 1 from user_sync.errors e
                        where e.user_id = coalesce(d.id, d.profile_id) and e.resolved_at is null) as explained
-        from user_sync.profile_diff d
+        from (${diffSql}) d
         left join public.users p on p.id = d.profile_id
-        where d.missing or d.orphaned or d.drifted`;
+        where d.missing or d.orphaned or d.drifted`);
     const silentOf = (rows: Awaited<ReturnType<typeof divergence>>) =>
       rows.filter((d) =>
         !d.explained &&
@@ -436,7 +439,7 @@ Deno.test({
         // what differs, as seen right after (for the failure message)
         const [x] = await admin`
           select (select row_to_json(p) from public.users p where p.id = ${d.id}) as profile,
-                 (select row_to_json(a) from user_sync.auth_profiles a where a.id = ${d.id}) as expected`;
+                 (select to_json(user_sync.expected_profile(${d.id}))) as expected`;
         const group = byId.get(d.id)?.group ?? "unknown";
         silentSeen.set(
           d.id,
