@@ -13,11 +13,11 @@ import { SignJWT } from "jose";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../../platform/local.ts";
 import { signedHeaders } from "../functions/_helpers.ts";
 import { figures } from "../reliability/_shared.ts";
-import { connect, insertAuthUser, POSTGRES_DB_URL } from "./db.ts";
+import { connect, dbUrl, insertAuthUser } from "../_support/db.ts";
 
 const ENV = {
   SUPABASE_URL: "http://127.0.0.1:1",
-  SUPABASE_DB_URL: POSTGRES_DB_URL,
+  SUPABASE_DB_URL: dbUrl("postgres"),
   SUPABASE_SERVICE_ROLE_KEY: await apiKey("service_role"),
   SUPABASE_ANON_KEY: await apiKey("anon"),
   USER_SYNC_JWT_SECRET: LOCAL_JWT_SECRET,
@@ -38,8 +38,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const admin = connect(undefined, 6);
-    const functionsDb = connect(POSTGRES_DB_URL, 2);
+    const admin = connect("supabase_admin", { max: 6 });
+    const functionsDb = connect("postgres", { max: 2 });
     const hook = createAuthWebhookHandler({ env: ENV });
     const ids = {
       demoted: crypto.randomUUID(),

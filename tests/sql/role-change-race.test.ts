@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { figures } from "../reliability/_shared.ts";
-import { connect, insertAuthUser } from "./db.ts";
+import { connect, insertAuthUser } from "../_support/db.ts";
 
 const ROUNDS = Number(Deno.env.get("USER_SYNC_ROLE_RACE_ROUNDS") ?? "5");
 type Path = "Data API" | "Auth admin API" | "SQL editor";
@@ -44,7 +44,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const sql = connect(undefined, 6);
+    const sql = connect("supabase_admin", { max: 6 });
     const created: string[] = [];
     const lost: string[] = [];
     let rounds = 0;
