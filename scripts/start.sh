@@ -27,6 +27,7 @@ stop_db() { [ "$stopped" = 1 ] || { stopped=1; $DB stop || true; }; }
 trap stop_db EXIT
 trap 'exit 130' INT TERM
 $DB push >/dev/null
+mkdir -p "$ROOT/.local"
 npm run --silent build:dashboard >"$ROOT/.local/dashboard-build.log" 2>&1 ||
   echo "dashboard build failed (see .local/dashboard-build.log); the API runs without it" >&2
 "$ROOT/node_modules/.bin/deno" run --allow-all platform/stack.ts &

@@ -54,7 +54,8 @@ async function waitFor(what, fn, timeoutMs) {
 }
 
 /**
- * Starts `bash scripts/start.sh --fresh` on spare ports, data in .local/<name>-pgdata. Its
+ * Starts `bash scripts/start.sh --fresh` on spare ports, data in `scripts/db.sh datadir
+ * <name>-pgdata` (.local/, or outside a checkout the cluster's OS user cannot reach). Its
  * output (which prints the local keys, as npm start does) goes to
  * .local/dashboard-test/<name>-stack.log, never to the test log.
  */
@@ -67,7 +68,8 @@ export async function startStack({ refreshMs = "1500", name = "dashboard-test" }
     USER_SYNC_DB_PORT: String(dbPort),
     USER_SYNC_API_PORT: String(apiPort),
     USER_SYNC_DASHBOARD_PORT: String(dashboardPort),
-    USER_SYNC_PGDATA: join(ROOT, `.local/${name}-pgdata`),
+    USER_SYNC_PGDATA: execFileSync("bash", [join(ROOT, "scripts/db.sh"), "datadir", `${name}-pgdata`])
+      .toString().trim(),
     USER_SYNC_DASHBOARD_REFRESH_MS: refreshMs,
   };
   delete env.USER_SYNC_DB_URL;
