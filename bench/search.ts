@@ -142,16 +142,16 @@ export async function main(args: string[]): Promise<void> {
       totals.set(key, res.total);
     }
   }
-  // The plans of the SQL the stand-in runs for a search (as the admin, under RLS).
+  // The plan of list_users' page query for a search (as the admin).
   const plan = async (term: string) => {
     const rows = await admin.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: adminRow.id, role: "authenticated" })}, true)`;
       await tx`set local role authenticated`;
       const pattern = `%${term}%`;
       return await tx.unsafe(
-        `explain (analyze, buffers off, costs off) select * from public.users
-         where (email ilike $1 or name ilike $1) and deleted_at is null
-         order by created_at desc, id limit 50`,
+        `explain (analyze, buffers off, costs off) select v.id from user_sync.listed_profiles v
+         where (v.email ilike $1 or v.name ilike $1) and v.deleted_at is null
+         order by v.created_at desc, v.id limit 50`,
         [pattern],
       );
     });
@@ -276,13 +276,13 @@ export async function main(args: string[]): Promise<void> {
     ``,
     `\`${results.command}\` — ${results.date}, ${results.machine.cores} cores (${results.machine.cpu}), load ${results.machine.load_average.join(" / ")}, ${results.total_s} s.`,
     ``,
-    `listUsers of @user-sync/client as an admin, through supabase-js, the local gateway and its Data API stand-in (one transaction per request, RLS on), ${fmtN(USERS)} profiles, ${REPS} calls per query after a warm-up. **Search with a selective term (a person's email or name, 5 digits of an email): p50 ${searchP50} ms, p95 ${searchP95} ms** over ${searchMs.length} calls (goal: p95 ≤ 100 ms).`,
+    `listUsers of @user-sync/client as an admin (the RPC public.list_users), through supabase-js, the local gateway and its Data API stand-in (one transaction per request as \`authenticated\`), ${fmtN(USERS)} profiles, ${REPS} calls per query after a warm-up. **Search with a selective term (a person's email or name, 5 digits of an email): p50 ${searchP50} ms, p95 ${searchP95} ms** over ${searchMs.length} calls (goal: p95 ≤ 100 ms).`,
     ``,
     `| query | total | p50 | p95 |`,
     `|---|---:|---:|---:|`,
     ...byKind.map((k) => `| ${k.query.replace(/\|/g, "\\|")} | ${fmtN(k.total)} | ${k.p50_ms} ms | ${k.p95_ms} ms |`),
     ``,
-    `Plan of a person's email search (email ilike '%term%' or name ilike '%term%', newest first, 50 rows):`,
+    `Plan of list_users' page query for a person's email (email ilike '%term%' or name ilike '%term%', newest first, 50 rows), as the admin:`,
     ``,
     "```",
     ...personPlan,
