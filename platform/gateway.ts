@@ -10,6 +10,7 @@ import { createCreateUserHandler } from "../supabase/functions/create-user/handl
 import type { Handler, HandlerOptions } from "../supabase/functions/_shared/runtime.ts";
 import { createSyncAllHandler } from "../supabase/functions/sync-all/handler.ts";
 import { AuthStandIn } from "./auth_standin.ts";
+import { withGatewayCors } from "./cors.ts";
 import { DataApiStandIn } from "./data_api.ts";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET, localApiPort, localDbUrl } from "./local.ts";
 
@@ -99,7 +100,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const handler = handlers[fn[1] as FunctionName];
       return handler ? await handler(req) : notFound(`Function ${fn[1]} not found.`);
     }
-    if (pathname === "/auth/v1" || pathname.startsWith("/auth/v1/")) return await auth.handle(req);
+    if (pathname === "/auth/v1" || pathname.startsWith("/auth/v1/")) {
+      return await withGatewayCors(req, (r) => auth.handle(r));
+    }
     if (pathname === "/rest/v1" || pathname.startsWith("/rest/v1/")) return await dataApi.handle(req);
     return notFound(`No route ${pathname}.`);
   });

@@ -11,6 +11,7 @@ import { errorFields } from "../_shared/log.ts";
 import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 import type { Caller } from "../_shared/auth.ts";
+import { parseInclude, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -99,9 +100,12 @@ export const createSyncAllHandler = defineFunction({
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
+      // ?include=runs,errors adds the dashboard's lists (activity.ts).
+      const include = parseInclude(new URL(req.url));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
-      return json(200, row.status);
+      if (include.length === 0) return json(200, row.status);
+      return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
     const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
