@@ -32,6 +32,7 @@ grant select on user_sync.listed_profiles to authenticated, service_role;
 -- total_is_estimate}. Security invoker: the caller's own rights decide (a user gets
 -- their own row). The total is exact when anything is filtered; for the whole table
 -- of an admin above 100,000 rows it is the planner's row count (pg_class.reltuples).
+-- A short page is the last one, so a selective search costs one index scan, not two.
 -- The profiles themselves are read from public.users (by id, under RLS).
 -- -----------------------------------------------------------------------------
 create or replace function public.list_users(
@@ -79,18 +80,23 @@ begin
   end if;
   v_filter := case when cardinality(v_where) > 0 then 'where ' || array_to_string(v_where, ' and ') else '' end;
 
+  execute format(
+    'select array_agg(s.id) from (select v.id from user_sync.listed_profiles v %s order by v.%I %s, v.id limit %s offset %s) s',
+    v_filter, p_order_by, case when p_ascending then 'asc' else 'desc' end, p_limit, p_offset
+  ) into v_ids;
+
   if v_pattern is null and p_role is null and p_provider is null and (select user_sync.is_admin()) then
     select c.reltuples::bigint into v_total from pg_catalog.pg_class c where c.oid = 'public.users'::regclass;
     v_estimate := v_total > 100000;
   end if;
   if not v_estimate then
-    execute format('select count(*) from user_sync.listed_profiles v %s', v_filter) into v_total;
+    if coalesce(cardinality(v_ids), 0) between 1 and p_limit - 1 or (v_ids is null and p_offset = 0) then
+      -- A short page is the last one: it tells the total without counting again.
+      v_total := p_offset + coalesce(cardinality(v_ids), 0);
+    else
+      execute format('select count(*) from user_sync.listed_profiles v %s', v_filter) into v_total;
+    end if;
   end if;
-
-  execute format(
-    'select array_agg(s.id) from (select v.id from user_sync.listed_profiles v %s order by v.%I %s, v.id limit %s offset %s) s',
-    v_filter, p_order_by, case when p_ascending then 'asc' else 'desc' end, p_limit, p_offset
-  ) into v_ids;
 
   return jsonb_build_object(
     'users', coalesce((

@@ -2,7 +2,7 @@
 -- literal matching, and that the search can use the trigram indexes (which a query on
 -- public.users under RLS cannot: ILIKE is not leakproof).
 begin;
-select plan(12);
+select plan(14);
 
 -- The plan of a query, as text.
 create function pg_temp.plan(q text) returns text language plpgsql as $f$
@@ -45,6 +45,9 @@ select is((public.list_users('LU-', p_include_deleted => true)->>'total')::int, 
 select is(public.list_users('100% sure')->'users', public.list_users('lu-ann')->'users', '% is taken literally');
 select is((public.list_users('lu-', p_provider => 'google', p_limit => 1)->>'total')::int, 1, 'filtered by provider');
 select is(jsonb_array_length(public.list_users('lu-', p_limit => 2, p_offset => 2)->'users'), 1, 'pages');
+select is((public.list_users('lu-', p_limit => 2, p_offset => 2)->>'total')::int, 3, 'the last, short page tells the total');
+select is(public.list_users('lu-', p_limit => 2, p_offset => 10) - 'total_is_estimate',
+  '{"users": [], "total": 3}'::jsonb, 'a page past the end is empty and still counts');
 select throws_ok($$select public.list_users(p_order_by => 'id; drop table x')$$, '22023', null, 'only known columns order the list');
 -- Whether an index can be used at all (the tables are tiny: sequential scans off).
 set local enable_seqscan = off;
