@@ -200,6 +200,16 @@ describe("admin", { concurrency: false }, () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  test("signing out unmounts the admin view, and its refreshing stops", async () => {
+    const statusCalls = () => seen.responses.filter((r) => r.method === "GET" && r.url.includes("/functions/v1/sync-all")).length;
+    await page.getByTestId("sign-out").click();
+    await page.getByTestId("sign-in").waitFor();
+    assert.equal(await page.getByTestId("admin-view").count(), 0);
+    const at = statusCalls();
+    await page.waitForTimeout(4_000);
+    assert.equal(statusCalls(), at, "no status request after unmount");
+  });
+
   test("no console errors in the admin's browser", () => {
     assert.deepEqual(seen.consoleErrors, []);
   });
