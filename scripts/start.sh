@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # npm start / deno task start: the whole system locally.
-#   installs what is missing, starts the database (data kept in .local/pgdata across
-#   restarts; --fresh starts from scratch), applies the migrations with the Supabase CLI,
-#   then runs the gateway (functions + Auth stand-in) on :54321 and the pg_net sender,
-#   with a live status line. Ctrl-C stops every process it started, the database too.
+#   installs what is missing, starts the database (data kept across restarts in
+#   `bash scripts/db.sh datadir pgdata`; --fresh starts from scratch), applies the
+#   migrations with the Supabase CLI, then runs the gateway (functions + Auth stand-in)
+#   on :54321 and the pg_net sender, with a live status line. Ctrl-C stops every process it started, the database too.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DB="bash $ROOT/scripts/db.sh"
+# Deno must not read package.json: it lists the npm-installed tools (deno, supabase), and
+# Deno would fetch them again and warn about their install scripts. Imports live in deno.json.
+export DENO_NO_PACKAGE_JSON=1
 
 fresh=""
 for arg in "$@"; do

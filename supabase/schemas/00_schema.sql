@@ -2,9 +2,13 @@
 -- User Sync for Supabase
 -- Keeps public.users an exact, self-healing, secure mirror of auth.users.
 --
--- One home for all sync logic: the views user_sync.auth_profiles (what a profile
--- should be) and user_sync.profile_drift (how it differs), used by the trigger on
--- auth.users, user_sync.sync_user(), user_sync.reconcile() and user_sync.status().
+-- The current definition of every object, one file per concern, applied in name
+-- order. Migrations (supabase/migrations) are what `supabase db push` applies; npm
+-- test proves both build the same database (scripts/schema-check.sh).
+--
+-- One home for all sync logic: the field rules (30_field_rules.sql: what a profile
+-- should be, how it differs), used by the trigger on auth.users,
+-- user_sync.sync_user(), user_sync.reconcile() and user_sync.status().
 --
 -- Runs as postgres (not a superuser on Supabase). Every function pins
 -- search_path = '' and qualifies every name: the auth trigger runs as

@@ -10,7 +10,8 @@ security definer
 set search_path = ''
 as $$
 declare
-  d record;
+  v_state user_sync.profile_state;
+  d user_sync.expected_profile;
 begin
   if p_user_id is null then
     raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null';
@@ -20,14 +21,17 @@ begin
   -- same profile turns into an update on the second round.
   for v_round in 1..2 loop
     if exists (select 1 from public.users u where u.id = p_user_id) then
-      select * into d from user_sync.profile_drift pd where pd.id = p_user_id;
+      v_state := user_sync.profile_state(p_user_id);
+      d := v_state.expected;
     else
-      -- No profile yet (a sign-up): it is missing, so only the derived row is needed,
-      -- not the comparison (half the cost of the profile_drift lookup).
-      select ap.*, true as missing, false as drifted into d from user_sync.auth_profiles ap where ap.id = p_user_id;
+      -- No profile yet (a sign-up): only the derived row is needed, not the
+      -- comparison (half the cost of the profile_state lookup).
+      d := user_sync.expected_profile(p_user_id);
+      v_state := row(d, false, false, null)::user_sync.profile_state;
     end if;
 
-    if not found then
+    if d.id is null then
+      -- The auth user is gone: so goes the profile.
       delete from public.users u where u.id = p_user_id;
       if found then
         perform user_sync.resolve_errors(p_user_id);
@@ -35,7 +39,7 @@ begin
       end if;
       perform user_sync.resolve_errors(p_user_id);
       return 'unchanged';
-    elsif d.missing then
+    elsif not v_state.profile_exists then
       insert into public.users (
         id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
         email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
@@ -48,7 +52,7 @@ begin
         perform user_sync.resolve_errors(p_user_id);
         return 'inserted';
       end if;
-    elsif d.drifted then
+    elsif v_state.drifted then
       update public.users u set
         email = d.email,
         phone = d.phone,

@@ -52,7 +52,11 @@ declare
   v_age bigint;
   v_recent uuid[];
   v_complete boolean := true;
-  r record;
+  v_user_id uuid;
+  -- The field rules as query texts (user_sync.expected_profiles_sql / profile_diff_sql):
+  -- run as dynamic SQL, so nothing of ours depends on auth.users columns.
+  v_expected_sql constant text := user_sync.expected_profiles_sql();
+  v_diff_sql constant text := user_sync.profile_diff_sql();
 begin
   if p_dry_run is null then
     raise exception using errcode = '22004', message = 'user_sync.reconcile: p_dry_run must not be null';
@@ -86,7 +90,7 @@ begin
     end;
     v_basis := md5(concat_ws('|', v_cluster,
       pg_relation_filenode('auth.users'::regclass), pg_relation_filenode('public.users'::regclass),
-      pg_get_viewdef('user_sync.auth_profiles'::regclass), pg_get_viewdef('user_sync.profile_diff'::regclass),
+      v_diff_sql,
       (select string_agg(c::text, ',') from user_sync.config c),
       (select string_agg(ro.role, ',' order by ro.role) from user_sync.roles ro)));
     -- Every transaction that wrote a row older than this had ended before the pass
@@ -110,12 +114,13 @@ begin
     if v_prev is null then
       -- One pass over both tables finds what to do: the ids of missing, drifted and
       -- orphaned profiles (empty when all is in sync), and how many rows each side has.
-      select count(x.id), count(x.profile_id),
-             coalesce(array_agg(x.id) filter (where x.missing), '{}'),
-             coalesce(array_agg(x.id) filter (where x.drifted), '{}'),
-             coalesce(array_agg(x.profile_id) filter (where x.orphaned), '{}')
-        into v_auth_users, v_profiles, v_missing, v_drifted, v_orphaned
-        from user_sync.profile_diff x;
+      execute format($q$
+        select count(x.id), count(x.profile_id),
+               coalesce(array_agg(x.id) filter (where x.missing), '{}'),
+               coalesce(array_agg(x.id) filter (where x.drifted), '{}'),
+               coalesce(array_agg(x.profile_id) filter (where x.orphaned), '{}')
+          from (%s) x$q$, v_diff_sql)
+        into v_auth_users, v_profiles, v_missing, v_drifted, v_orphaned;
     else
       -- The same, deriving profiles only for rows written since the last horizon (and
       -- for auth users without created_at, whose derived created_at is now()): one
@@ -130,12 +135,13 @@ begin
       v_drifted := '{}';
       if cardinality(v_recent) > greatest(v_bulk, v_auth_users / 4) then
         -- Most rows are new (e.g. right after a first sync): one pass is cheaper.
-        select coalesce(array_agg(x.id) filter (where x.drifted), '{}') into v_drifted
-          from user_sync.profile_diff x;
+        execute format($q$select coalesce(array_agg(x.id) filter (where x.drifted), '{}') from (%s) x$q$, v_diff_sql)
+          into v_drifted;
       elsif cardinality(v_recent) > 0 then
-        select coalesce(array_agg(x.id), '{}') into v_drifted
-          from user_sync.profile_diff x
-          where x.id = any(v_recent) and x.profile_id = any(v_recent) and x.drifted;
+        execute format($q$
+          select coalesce(array_agg(x.id), '{}') from (%s) x
+          where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, v_diff_sql)
+          into v_drifted using v_recent;
       end if;
     end if;
 
@@ -151,39 +157,45 @@ begin
         -- Missing profiles. A profile inserted meanwhile by the trigger wins.
         if cardinality(v_missing) > v_bulk then
           -- Many (a first sync): one pass over auth.users beats a probe per id.
-          insert into public.users (
-            id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-            email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-          )
-          select
-            pd.id, pd.email, pd.phone, pd.name, pd.avatar_url, pd.role, pd.provider, pd.providers, pd.is_anonymous,
-            pd.email_confirmed_at, pd.last_sign_in_at, pd.created_at, pd.deleted_at, now(), v_sync_ts
-          from user_sync.profile_drift pd
-          where pd.missing
-          on conflict (id) do nothing;
+          execute format($q$
+            insert into public.users (
+              id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+              email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+            )
+            select
+              pd.id, pd.email, pd.phone, pd.name, pd.avatar_url, pd.role, pd.provider, pd.providers, pd.is_anonymous,
+              pd.email_confirmed_at, pd.last_sign_in_at, pd.created_at, pd.deleted_at, now(), $1
+            from (%s) pd
+            where pd.id is not null and pd.missing
+            on conflict (id) do nothing$q$, v_diff_sql)
+            using v_sync_ts;
           get diagnostics v_inserted = row_count;
         elsif cardinality(v_missing) > 0 then
-          insert into public.users (
-            id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-            email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-          )
-          select
-            d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
-            d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), v_sync_ts
-          from user_sync.auth_profiles d
-          where d.id = any(v_missing)
-          on conflict (id) do nothing;
+          execute format($q$
+            insert into public.users (
+              id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+              email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+            )
+            select
+              d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
+              d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
+            from (%s) d
+            where d.id = any($2)
+            on conflict (id) do nothing$q$, v_expected_sql)
+            using v_sync_ts, v_missing;
           get diagnostics v_inserted = row_count;
         end if;
 
         -- Drifted profiles; rows changed since they were read are skipped (xmin).
         for v_pass in 1..case when cardinality(v_drifted) > 0 then 3 else 0 end loop
           v_sync_ts := clock_timestamp();
+          -- $1: the drifted ids, $2: most rows drifted (one pass), $3: the sync stamp.
+          execute format($q$
           with todo as materialized (
-            select x.* from user_sync.profile_diff x
+            select x.* from (%s) x
             where x.drifted
-              and (cardinality(v_drifted) > greatest(v_bulk, v_auth_users / 4) -- most rows: one pass
-                   or (x.id = any(v_drifted) and x.profile_id = any(v_drifted)))
+              and ($2 -- most rows: one pass
+                   or (x.id = any($1) and x.profile_id = any($1)))
           ), done as (
             update public.users u set
               email = t.email,
@@ -199,13 +211,15 @@ begin
               created_at = t.created_at,
               deleted_at = t.deleted_at,
               updated_at = now(),
-              synced_at = v_sync_ts
+              synced_at = $3
             from todo t
-            where (cardinality(v_drifted) > greatest(v_bulk, v_auth_users / 4) or u.id = any(v_drifted))
+            where ($2 or u.id = any($1))
               and u.id = t.id and u.xmin = t.profile_xmin
             returning 1
           )
-          select (select count(*) from todo), (select count(*) from done) into v_todo, v_n;
+          select (select count(*) from todo), (select count(*) from done)$q$, v_diff_sql)
+          into v_todo, v_n
+          using v_drifted, cardinality(v_drifted) > greatest(v_bulk, v_auth_users / 4), v_sync_ts;
           v_updated := v_updated + v_n;
           v_complete := v_n = v_todo;
           exit when v_complete;
@@ -225,13 +239,13 @@ begin
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
         raise warning 'user_sync.reconcile: set-based pass failed (%: %); syncing users one by one', v_state, v_message;
         v_inserted := 0; v_updated := 0; v_deleted := 0;
-        for r in
-          select pd.id from user_sync.profile_drift pd where pd.missing or pd.drifted
+        for v_user_id in execute format($q$
+          select pd.id from (%s) pd where pd.id is not null and (pd.missing or pd.drifted)
           union all
-          select u.id from public.users u where not exists (select 1 from auth.users au where au.id = u.id)
+          select u.id from public.users u where not exists (select 1 from auth.users au where au.id = u.id)$q$, v_diff_sql)
         loop
           begin
-            case user_sync.sync_user(r.id)
+            case user_sync.sync_user(v_user_id)
               when 'inserted' then v_inserted := v_inserted + 1;
               when 'updated' then v_updated := v_updated + 1;
               when 'deleted' then v_deleted := v_deleted + 1;
@@ -239,7 +253,7 @@ begin
             end case;
           exception when others then
             get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-            perform user_sync.record_error(r.id, 'reconcile', v_state, v_message, null, v_run_id);
+            perform user_sync.record_error(v_user_id, 'reconcile', v_state, v_message, null, v_run_id);
             v_errors := v_errors + 1;
           end;
         end loop;
@@ -257,14 +271,16 @@ begin
         from user_sync.errors e
         where e.resolved_at is null and e.run_id is distinct from v_run_id;
       if v_any then
-        update user_sync.errors e set resolved_at = now()
-        where e.resolved_at is null
-          and e.run_id is distinct from v_run_id
-          and (e.user_id is null or e.user_id = any(v_open_errors))
-          and not exists (
-            select 1 from user_sync.profile_diff x
-            where x.id = any(v_open_errors) and x.id = e.user_id and (x.missing or x.drifted)
-          );
+        execute format($q$
+          update user_sync.errors e set resolved_at = now()
+          where e.resolved_at is null
+            and e.run_id is distinct from $2
+            and (e.user_id is null or e.user_id = any($1))
+            and not exists (
+              select 1 from (%s) x
+              where x.id = any($1) and x.id = e.user_id and (x.missing or x.drifted)
+            )$q$, v_diff_sql)
+          using v_open_errors, v_run_id;
       end if;
     end if;
 

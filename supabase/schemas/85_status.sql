@@ -1,19 +1,26 @@
 -- -----------------------------------------------------------------------------
--- user_sync.status: counts for dashboards and the sync-all GET endpoint.
+-- user_sync.status: counts for dashboards and the sync-all GET endpoint. The counts
+-- come from one pass over both tables with the field rules (dynamic SQL: see
+-- 30_field_rules.sql).
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.status() returns jsonb
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 set jit = off
 as $$
-  select jsonb_build_object(
-    'auth_users', d.auth_users,
-    'profiles', d.profiles,
-    'missing', d.missing,
-    'orphaned', d.orphaned,
-    'drifted', d.drifted,
+declare
+  v_counts jsonb;
+begin
+  execute format($q$
+    select jsonb_build_object(
+      'auth_users', count(x.id), 'profiles', count(x.profile_id),
+      'missing', count(*) filter (where x.missing), 'orphaned', count(*) filter (where x.orphaned),
+      'drifted', count(*) filter (where x.drifted))
+    from (%s) x$q$, user_sync.profile_diff_sql())
+    into v_counts;
+  return v_counts || jsonb_build_object(
     'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
     'health', user_sync.health(),
     'version', user_sync.version(),
@@ -24,17 +31,10 @@ as $$
         'inserted', r.inserted, 'updated', r.updated, 'deleted', r.deleted, 'errors', r.errors)
       from user_sync.runs r order by r.id desc limit 1
     )
-  )
-  from (
-    -- One pass over both tables.
-    select count(x.id) as auth_users, count(x.profile_id) as profiles,
-           count(*) filter (where x.missing) as missing, count(*) filter (where x.orphaned) as orphaned,
-           count(*) filter (where x.drifted) as drifted
-    from user_sync.profile_diff x
-  ) d;
+  );
+end
 $$;
 comment on function user_sync.status() is
   'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, last_run.';
 revoke execute on function user_sync.status() from public, anon, authenticated;
 grant execute on function user_sync.status() to service_role;
-

@@ -1,6 +1,9 @@
 // A DOM for React tests under Deno: happy-dom's window, adding to globalThis only what
 // Deno lacks (Deno's own fetch, Event, EventTarget, timers... stay, so supabase-js talks
 // to the local stack for real). Import this module before react / @testing-library.
+// happy-dom's own typings bring @types/node, at odds with Deno's node types in the
+// type check of the whole suite: the few types used here come from happy_dom.d.ts.
+// @ts-types="./happy_dom.d.ts"
 import { Window } from "happy-dom";
 const dom = new Window({ url: "http://localhost:3000" });
 const added: string[] = [];

@@ -67,7 +67,10 @@ function Probe({ supabase, id }: { supabase: SupabaseClient; id: string }) {
 }
 
 const shows = (id: string, text: string) =>
-  waitFor(() => assert.equal(screen.getByTestId(id).textContent, text), { timeout: 5000 });
+  waitFor(
+    () => assert.equal((screen.getByTestId(id) as { textContent?: string | null }).textContent, text),
+    { timeout: 5000 },
+  );
 
 Deno.test({
   ...integration,
