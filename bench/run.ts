@@ -37,7 +37,22 @@ const HELP = `Usage: deno run -A bench/run.ts [options]
   --skip-seed --skip-signup --skip-http --skip-memory   leave a scenario out
   --db-port N           database port (default USER_SYNC_DB_PORT or 54500)
   --api-port N          first port for the functions (default 54510)
-  --out FILE            JSON results (default bench/results.json); markdown next to it (RESULTS.md)`;
+  --out FILE            JSON results (default bench/results.json); markdown next to it (RESULTS.md)
+  --scenario search     only the admin search scenario (bench/search.ts; --scenario search --help)`;
+
+// Scenarios in files of their own: `npm run bench -- --scenario search [...]` (bench/search.ts).
+const SCENARIOS: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  search: () => import("./search.ts"),
+};
+if (Deno.args.includes("--scenario")) {
+  const name = Deno.args[Deno.args.indexOf("--scenario") + 1];
+  if (!(name in SCENARIOS)) {
+    console.error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+    Deno.exit(2);
+  }
+  await (await SCENARIOS[name]()).main(Deno.args);
+  Deno.exit(0);
+}
 
 const { values: flags } = parseArgs({
   args: Deno.args,
