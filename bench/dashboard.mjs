@@ -10,8 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
-import { createUser, ROOT, startStack } from "../tests/dashboard/stack.mjs";
+import { createUser, launchChromium, ROOT, startStack } from "../platform/node-stack.mjs";
 
 const { values: flags } = parseArgs({
   options: {
@@ -21,8 +20,6 @@ const { values: flags } = parseArgs({
 });
 const SIZES = flags.sizes.split(",").map(Number);
 const RELOADS = Number(flags.reloads);
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const log = (msg) => console.error(`[bench:dashboard] ${msg}`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n) => n.toLocaleString("en-US");
@@ -33,8 +30,7 @@ const results = [];
 try {
   stack.sql(readFileSync(join(ROOT, "bench/sql/setup.sql"), "utf8"));
   const admin = await createUser(stack, { email: "bench.admin@example.test", password: "bench-admin-pw-Aa1!", role: "admin" });
-  const context = await chromium.launchPersistentContext(dir, { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { context, page } = await launchChromium(dir);
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   // The generated users' avatars point at real providers, unreachable from here.

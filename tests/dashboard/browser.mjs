@@ -1,5 +1,5 @@
 // The admin dashboard in a real browser: Debian's Chromium (/usr/bin/chromium) driven by
-// playwright-core, against the system as `npm start` runs it (tests/dashboard/stack.mjs).
+// playwright-core, against the system as `npm start` runs it (platform/node-stack.mjs).
 // Run by scripts/test-dashboard.sh (in npm test): node --test tests/dashboard/browser.mjs
 // Screenshots for review: .local/dashboard-test/*.png
 import assert from "node:assert/strict";
@@ -7,20 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium } from "playwright-core";
-import { claims, createUser, OUT_DIR, signIn, startStack } from "./stack.mjs";
-
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { claims, createUser, launchChromium, OUT_DIR, signIn, startStack } from "../../platform/node-stack.mjs";
 
 let stack;
 const browsers = [];
@@ -39,14 +26,8 @@ const people = {
  */
 async function openBrowser(viewport = { width: 1280, height: 900 }) {
   const dir = mkdtempSync(join(tmpdir(), "user-sync-chromium-"));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport,
-  });
+  const { context, page } = await launchChromium(dir, viewport);
   browsers.push({ context, dir });
-  const page = context.pages()[0] ?? (await context.newPage());
   const seen = { consoleErrors: [], responses: [] };
   page.on("console", (msg) => {
     if (msg.type() === "error") seen.consoleErrors.push(msg.text());
