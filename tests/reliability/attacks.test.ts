@@ -190,8 +190,6 @@ Deno.test({
           "synced_at",
           "updated_at",
           "created_at",
-          "name_edited_at",
-          "avatar_url_edited_at",
           "is_anonymous",
           "email_confirmed_at",
           "last_sign_in_at",
@@ -203,6 +201,11 @@ Deno.test({
           A,
           `update public.users set ${c} = null where id = ${id(alice)}`,
         );
+      }
+      // The edit markers may be cleared by their owner (the field follows metadata
+      // again, @user-sync/client's followMetadata), never set: that would freeze a field.
+      for (const c of ["name_edited_at", "avatar_url_edited_at"]) {
+        deny("alice", "authenticated", A, `update public.users set ${c} = now() where id = ${id(alice)}`);
       }
       deny(
         "alice",
