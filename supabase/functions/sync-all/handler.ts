@@ -32,15 +32,24 @@ const SelfSyncBody = z.strictObject({
   }),
 });
 
-/** The body of a self-sync request (an object with user_id), without consuming req. */
-async function selfSyncRequest(req: Request): Promise<unknown | null> {
-  if (req.method !== "POST") return null;
+/** Is this POST body a self-sync request (an object with user_id)? */
+function isSelfSync(body: unknown): boolean {
+  return body !== null && typeof body === "object" && !Array.isArray(body) && "user_id" in body;
+}
+
+/**
+ * A plain signed-in user may only self-sync: their body is read (a body that is not
+ * a self-sync request, or not readable, is refused as before: 403).
+ */
+async function plainUserSelfSync(req: Request, caller: Caller): Promise<unknown> {
+  let body: unknown = null;
   try {
-    const body = await readJson(req.clone(), { allowEmpty: true });
-    return body !== null && typeof body === "object" && "user_id" in body ? body : null;
+    body = await readJson(req, { allowEmpty: true });
   } catch {
-    return null; // the reconcile path answers malformed bodies
+    // refused below
   }
+  if (!isSelfSync(body)) requireServiceOrAdmin(caller); // throws 403
+  return body;
 }
 
 /** POST {"user_id"}: sync_user for yourself (or anyone as admin / secret key). */
@@ -95,8 +104,9 @@ export const createSyncAllHandler = defineFunction({
   methods: ["GET", "POST"],
   async handle(ctx, req) {
     const caller = await ctx.caller(req);
-    const selfSync = await selfSyncRequest(req);
-    if (selfSync !== null) return await syncOneUser(ctx, caller, selfSync);
+    if (req.method === "POST" && caller.kind === "user" && !caller.isAdmin) {
+      return await syncOneUser(ctx, caller, await plainUserSelfSync(req, caller));
+    }
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
@@ -108,7 +118,9 @@ export const createSyncAllHandler = defineFunction({
       return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
-    const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
+    const body = await readJson(req, { allowEmpty: true });
+    if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
+    const parsed = PostBody.safeParse(body);
     if (!parsed.success) {
       throw new HttpError(
         400,
