@@ -202,10 +202,15 @@ Deno.test({
           `update public.users set ${c} = null where id = ${id(alice)}`,
         );
       }
-      // The edit markers may be cleared by their owner (the field follows metadata
-      // again, @user-sync/client's followMetadata), never set: that would freeze a field.
+      // The edit markers may only be cleared (followMetadata, issue 13), never set: a set
+      // marker would freeze the field against sync.
       for (const c of ["name_edited_at", "avatar_url_edited_at"]) {
-        deny("alice", "authenticated", A, `update public.users set ${c} = now() where id = ${id(alice)}`);
+        deny(
+          "alice",
+          "authenticated",
+          A,
+          `update public.users set ${c} = now() + interval '100 years' where id = ${id(alice)}`,
+        );
       }
       deny(
         "alice",

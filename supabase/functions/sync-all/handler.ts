@@ -11,7 +11,7 @@ import { errorFields } from "../_shared/log.ts";
 import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 import type { Caller } from "../_shared/auth.ts";
-import { parseActivityQuery, withActivity } from "./activity.ts";
+import { parseInclude, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -32,9 +32,24 @@ const SelfSyncBody = z.strictObject({
   }),
 });
 
-/** Is this POST body a self-sync (an object with user_id) rather than a reconcile? */
+/** Is this POST body a self-sync request (an object with user_id)? */
 function isSelfSync(body: unknown): boolean {
-  return body !== null && typeof body === "object" && "user_id" in body;
+  return body !== null && typeof body === "object" && !Array.isArray(body) && "user_id" in body;
+}
+
+/**
+ * A plain signed-in user may only self-sync: their body is read (a body that is not
+ * a self-sync request, or not readable, is refused as before: 403).
+ */
+async function plainUserSelfSync(req: Request, caller: Caller): Promise<unknown> {
+  let body: unknown = null;
+  try {
+    body = await readJson(req, { allowEmpty: true });
+  } catch {
+    // refused below
+  }
+  if (!isSelfSync(body)) requireServiceOrAdmin(caller); // throws 403
+  return body;
 }
 
 /** POST {"user_id"}: sync_user for yourself (or anyone as admin / secret key). */
@@ -89,23 +104,22 @@ export const createSyncAllHandler = defineFunction({
   methods: ["GET", "POST"],
   async handle(ctx, req) {
     const caller = await ctx.caller(req);
-    // The body is read once, and only for a caller who may send one: {"user_id"} is a
-    // self-sync (any signed-in user), anything else a reconcile (admins, secret key).
-    const signedIn = caller.kind !== "none" && caller.kind !== "anon";
-    const body = req.method === "POST" && signedIn ? await readJson(req, { allowEmpty: true }) : undefined;
-    if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
+    if (req.method === "POST" && caller.kind === "user" && !caller.isAdmin) {
+      return await syncOneUser(ctx, caller, await plainUserSelfSync(req, caller));
+    }
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
-      // ?include=runs,errors[&status=false]: the dashboard's lists (activity.ts).
-      const { include, withStatus } = parseActivityQuery(new URL(req.url));
-      if (!withStatus) return json(200, await withActivity(ctx.sql(), {}, include));
+      // ?include=runs,errors adds the dashboard's lists (activity.ts).
+      const include = parseInclude(new URL(req.url));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
       if (include.length === 0) return json(200, row.status);
       return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
+    const body = await readJson(req, { allowEmpty: true });
+    if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
     const parsed = PostBody.safeParse(body);
     if (!parsed.success) {
       throw new HttpError(
