@@ -2,6 +2,7 @@
 // The local "API gateway": one port (default 54321, or USER_SYNC_API_PORT) serving
 //   /functions/v1/<name>  → the exported handlers of our Edge Functions
 //   /auth/v1/...          → the Supabase Auth stand-in (auth_standin.ts)
+//   /rest/v1/...          → the Data API (PostgREST) stand-in (data_api.ts)
 // as the Supabase API gateway does for a project. Used by the tests and by
 // `npm start` (run this file: `deno run -A platform/gateway.ts`).
 import { createAuthWebhookHandler } from "../supabase/functions/auth-webhook/handler.ts";
@@ -9,6 +10,8 @@ import { createCreateUserHandler } from "../supabase/functions/create-user/handl
 import type { Handler, HandlerOptions } from "../supabase/functions/_shared/runtime.ts";
 import { createSyncAllHandler } from "../supabase/functions/sync-all/handler.ts";
 import { AuthStandIn } from "./auth_standin.ts";
+import { withGatewayCors } from "./cors.ts";
+import { DataApiStandIn } from "./data_api.ts";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET, localApiPort, localDbUrl } from "./local.ts";
 
 export const FUNCTIONS = {
@@ -47,6 +50,7 @@ export interface LocalStack {
   /** The environment the functions run with (what the platform would inject). */
   functionEnv: Record<string, string | undefined>;
   auth: AuthStandIn;
+  dataApi: DataApiStandIn;
   handlers: Record<FunctionName, Handler>;
   close(): Promise<void>;
 }
@@ -76,6 +80,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     hookSecret,
   });
   await auth.init();
+  const dataApi = new DataApiStandIn({
+    dbUrl,
+    jwtSecret,
+    apiKeys: () => [anonKey, serviceRoleKey],
+    jwks: () => auth.jwks,
+  });
 
   const handlers = {} as Record<FunctionName, Handler>;
   const functionEnv: Record<string, string | undefined> = {};
@@ -90,7 +100,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const handler = handlers[fn[1] as FunctionName];
       return handler ? await handler(req) : notFound(`Function ${fn[1]} not found.`);
     }
-    if (pathname === "/auth/v1" || pathname.startsWith("/auth/v1/")) return await auth.handle(req);
+    if (pathname === "/auth/v1" || pathname.startsWith("/auth/v1/")) {
+      return await withGatewayCors(req, (r) => auth.handle(r));
+    }
+    if (pathname === "/rest/v1" || pathname.startsWith("/rest/v1/")) return await dataApi.handle(req);
     return notFound(`No route ${pathname}.`);
   });
   const port = server.addr.port;
@@ -126,11 +139,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     hookSecret,
     functionEnv,
     auth,
+    dataApi,
     handlers,
     async close() {
       await server.shutdown();
       await Promise.all(Object.values(handlers).map((h) => h.close()));
-      await auth.close();
+      await Promise.all([auth.close(), dataApi.close()]);
     },
   };
 }
@@ -141,6 +155,7 @@ if (import.meta.main) {
     `User Sync local API on ${stack.url} (development-only values, SPEC §5)`,
     `  functions:  ${stack.url}/functions/v1/{sync-all,create-user,auth-webhook}`,
     `  auth:       ${stack.url}/auth/v1`,
+    `  data API:   ${stack.url}/rest/v1 (stand-in: the part of PostgREST @user-sync/client uses)`,
     `  database:   ${stack.dbUrl}`,
     `  anon key:   ${stack.anonKey}`,
     `  service_role key: ${stack.serviceRoleKey}`,

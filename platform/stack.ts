@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { startLocalStack, type LocalStack } from "./gateway.ts";
 import { localDbUrl, withCredentials } from "./local.ts";
 import { startNetSender } from "./net-sender.ts";
+import { startDashboardServer } from "./dashboard-server.ts";
 
 export interface Stack {
   api: LocalStack;
@@ -63,10 +64,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 async function main(): Promise<void> {
   const stack = await startStack({ logNet: true });
   const { api } = stack;
+  const dashboard = startDashboardServer({ config: { supabaseUrl: api.url, anonKey: api.anonKey } });
   console.log(`
 User Sync for Supabase — local stack (development-only values, never valid in production)
 
   API            ${api.url}
+  Dashboard      ${dashboard.url}
   Functions      ${api.url}/functions/v1/{sync-all,create-user,auth-webhook}
   Auth stand-in  ${api.url}/auth/v1
   Database       ${api.dbUrl}
@@ -117,6 +120,7 @@ User Sync for Supabase — local stack (development-only values, never valid in 
     clearInterval(timer);
     if (tty) console.log("");
     console.log("stopping…");
+    await dashboard.close();
     await stack.close();
     await sql.end({ timeout: 2 });
     Deno.exit(0);

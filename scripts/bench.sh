@@ -7,14 +7,19 @@
 #   deno task bench --help
 #   npm run bench -- --only-auth-latency       # only what our triggers cost Auth (bench/auth_latency.ts)
 #   npm run bench -- --skip-auth-latency       # leave that out
-# Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (.local/pg-bench).
+# Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (default
+# `scripts/db.sh datadir pg-bench`: .local/pg-bench, or outside a checkout the cluster's
+# OS user cannot reach).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export USER_SYNC_DB_PORT="${USER_SYNC_BENCH_DB_PORT:-54500}"
-export USER_SYNC_PGDATA="${USER_SYNC_BENCH_PGDATA:-$ROOT/.local/pg-bench}"
 DB="bash $ROOT/scripts/db.sh"
+export USER_SYNC_PGDATA="${USER_SYNC_BENCH_PGDATA:-$($DB datadir pg-bench)}"
+# Deno must not read package.json: it lists the npm-installed tools (deno, supabase), and
+# Deno would fetch them again and warn about their install scripts. Imports live in deno.json.
+export DENO_NO_PACKAGE_JSON=1
 
 # --only-auth-latency / --skip-auth-latency are ours; the rest goes to bench/run.ts.
 AUTH_LATENCY=1

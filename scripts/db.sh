@@ -4,14 +4,20 @@
 #   scripts/db.sh install        apt + npm dependencies (idempotent; apt only as root)
 #   scripts/db.sh start [--fresh] throwaway cluster on 127.0.0.1:54322 with the
 #                                 platform files (platform/sql) applied once
-#   scripts/db.sh push           apply supabase/migrations with the real Supabase CLI
+#   scripts/db.sh push [--workdir DIR]  apply supabase/migrations (of DIR/supabase, default
+#                                 this checkout) with the real Supabase CLI
 #   scripts/db.sh lint           supabase db lint + supabase db advisors, fail on warning
 #   scripts/db.sh stop           stop the cluster (data kept unless started --fresh)
 #   scripts/db.sh crash          stop it the hard way (pg_ctl -m immediate: no checkpoint, every
 #                                 connection cut, as a crash); `start` then runs crash recovery
 #   scripts/db.sh psql [...]     psql as supabase_admin (superuser)
+#   scripts/db.sh datadir NAME   where a cluster called NAME keeps its data (see data_dir)
 #
-# Environment: USER_SYNC_PGDATA (default .local/pgdata), USER_SYNC_DB_PORT (54322).
+# Environment: USER_SYNC_PGDATA (default `datadir pgdata`), USER_SYNC_DB_PORT (54322).
+# Nothing the cluster's OS user reads or writes lives in the checkout unless that user
+# can reach it: data directory and server.log (data_dir), socket (/tmp), initdb's
+# password file (mktemp), the extension stand-ins (copied to the system's extension
+# directory by the invoking user).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +36,7 @@ data_dir() {
   fi
 }
 PGDATA="${USER_SYNC_PGDATA:-$(data_dir pgdata)}"
+case "$PGDATA" in /*) ;; *) PGDATA="$PWD/$PGDATA" ;; esac
 SOCKDIR="${USER_SYNC_SOCKDIR:-/tmp}"
 PASSWORD=postgres
 DB_URL="postgresql://postgres:${PASSWORD}@127.0.0.1:${PORT}/postgres"
@@ -41,9 +48,10 @@ EXT_DIR="/usr/share/postgresql/15/extension"
 
 log() { printf '[db] %s\n' "$*" >&2; }
 
-# Run a command as the OS user that owns the cluster (postgres refuses root).
+# Run a command as the OS user that owns the cluster (postgres refuses root), from /
+# (the checkout may be a directory that user cannot enter).
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 cmd_install() {
@@ -132,7 +140,9 @@ EOF
 psql_admin() { PGPASSWORD="$PASSWORD" psql -X -h 127.0.0.1 -p "$PORT" -U supabase_admin -d postgres "$@"; }
 
 cmd_push() {
-  (cd "$ROOT" && "$SUPABASE" db push --db-url "$CLI_DB_URL" --include-all --yes)
+  local workdir="$ROOT"
+  if [ "${1:-}" = "--workdir" ]; then workdir="$(cd "${2:?usage: $0 push [--workdir DIR]}" && pwd)"; fi
+  (cd "$workdir" && "$SUPABASE" db push --workdir "$workdir" --db-url "$CLI_DB_URL" --include-all --yes)
 }
 
 cmd_lint() {
@@ -157,12 +167,12 @@ cmd_crash() {
 case "${1:-}" in
   install) cmd_install ;;
   start) shift; cmd_start "$@" ;;
-  push) cmd_push ;;
+  push) shift; cmd_push "$@" ;;
   lint) cmd_lint ;;
   stop) cmd_stop ;;
   crash) cmd_crash ;;
   psql) shift; psql_admin "$@" ;;
   url) echo "$DB_URL" ;;
   datadir) data_dir "${2:?usage: $0 datadir NAME}" ;;
-  *) echo "usage: $0 install|start [--fresh]|push|lint|stop|crash|psql|url" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start [--fresh]|push [--workdir DIR]|lint|stop|crash|psql|url|datadir NAME" >&2; exit 2 ;;
 esac

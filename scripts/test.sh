@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts a throwaway Supabase-like
 # database on 127.0.0.1:54322, applies the migrations with the Supabase CLI, lints,
-# runs the pgTAP suite (pg_prove) and the Deno suites, stops the database.
+# checks supabase/schemas against the migrations, upgrades a v0.1.0 install with data
+# (tests/upgrade), starts a clone in a private home (tests/anywhere), runs the pgTAP
+# suite (pg_prove) and the Deno suites, stops the database.
 # Exits non-zero on any failure. Usage: npm test  (or bash scripts/test.sh)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export USER_SYNC_PGDATA="${USER_SYNC_TEST_PGDATA:-$ROOT/.local/test-pgdata}"
 DB="bash $ROOT/scripts/db.sh"
+# Cluster data: .local/test-pgdata, or outside the checkout when the cluster's OS user
+# cannot reach it (see scripts/db.sh datadir).
+export USER_SYNC_PGDATA="${USER_SYNC_TEST_PGDATA:-$($DB datadir test-pgdata)}"
+# Deno must not read package.json: it lists the npm-installed tools (deno, supabase), and
+# Deno would fetch them again and warn about their install scripts. Imports live in deno.json.
+export DENO_NO_PACKAGE_JSON=1
 export USER_SYNC_DB_PORT="${USER_SYNC_DB_PORT:-54322}"
 PORT="$USER_SYNC_DB_PORT"
 
@@ -38,17 +45,27 @@ $DB start --fresh || exit 1
 step "migrations (supabase db push)" $DB push || true
 step "lint (supabase db lint + db advisors)" $DB lint
 step "schema: supabase/schemas builds what supabase/migrations build" bash "$ROOT/scripts/schema-check.sh"
+# Each on its own cluster and port (USER_SYNC_UPGRADE_DB_PORT, USER_SYNC_ANYWHERE_DB_PORT).
+step "upgrade: v0.1.0 with live data, then today's migrations (supabase db push)" \
+  "$ROOT/node_modules/.bin/deno" test --allow-all --no-check=remote tests/upgrade/
+step "any folder: a clone in a private home (mode 700) starts, migrates, passes pgTAP" \
+  "$ROOT/node_modules/.bin/deno" test --allow-all --no-check=remote tests/anywhere/
 
 export PGPASSWORD=postgres
 step "pgTAP suite (pg_prove)" pg_prove --ext .sql -h 127.0.0.1 -p "$PORT" -U supabase_admin -d postgres supabase/tests/
 
 if compgen -G "tests/*.test.ts" >/dev/null || compgen -G "tests/**/*.test.ts" >/dev/null; then
   step "Deno suites" "$ROOT/node_modules/.bin/deno" task test:deno
+  step "dashboard in a real browser (Chromium)" bash "$ROOT/scripts/test-dashboard.sh"
   # The logs of the whole run (every step's output, captured lines, the server log,
   # the logs kept in the database) must not contain a single configured secret.
   step "secrets in the logs of the whole run" "$ROOT/node_modules/.bin/deno" run -A \
     tests/reliability/log-scan.ts "$LOGDIR"
 fi
+
+# @user-sync/client compiles for npm consumers (its Deno tests ran with the suites above).
+step "client package: tsc (what npm consumers compile)" \
+  "$ROOT/node_modules/.bin/tsc" -p "$ROOT/client/tsconfig.json" --noEmit
 
 $DB stop >/dev/null 2>&1 || true
 trap - EXIT
@@ -57,6 +74,7 @@ trap - EXIT
 counts="$(cat "$LOGDIR"/*.log 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | awk '
   /^Files=[0-9]+, Tests=[0-9]+/ { match($0, /Tests=[0-9]+/); t = substr($0, RSTART + 6, RLENGTH - 6); tp += t }
   /^Failed [0-9]+\/[0-9]+ subtests/ { split($2, a, "/"); tf += a[1] }
+  /^# (pass|fail) [0-9]+$/ { if ($2 == "pass") dp += $3; else df += $3 }
   /^(ok|FAILED) \| [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) dp += $i; if ($(i + 1) ~ /^failed/) df += $i } }
   END { printf "%d %d", tp - tf + dp, tf + df }')"
 read -r tests_passed tests_failed <<<"$counts"

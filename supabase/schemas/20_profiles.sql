@@ -19,13 +19,26 @@ create table if not exists public.users (
   synced_at timestamptz not null default now(),
   name_edited_at timestamptz,
   avatar_url_edited_at timestamptz,
-  constraint users_name_clean check (
-    name is null or (char_length(name) between 1 and 1000 and name !~ '[[:cntrl:]]')
-  ),
   constraint users_avatar_url_http check (
     avatar_url is null or (char_length(avatar_url) <= 2048 and avatar_url ~* '^https?://[^[:space:][:cntrl:]]+$')
   )
 );
+-- Names meet the rules of a derived name whoever writes them (a user's own edit
+-- included): no control, zero-width or bidi-override characters, no line or paragraph
+-- separator, no BOM, no whitespace at either end (so never whitespace only), 1 to 1000
+-- characters (user_sync.config.name_max_length is checked on edits by the guard).
+-- NOT VALID: added without scanning the table under an exclusive lock; the upgrade
+-- cleans existing rows first (`validate constraint` may be run at leisure).
+alter table public.users drop constraint if exists users_name_clean;
+alter table public.users add constraint users_name_clean check (
+  name is null or (
+    char_length(name) between 1 and 1000
+    and name !~ '[\u0001-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]'
+    and name !~ '^[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]|[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]$'
+  )
+) not valid;
+comment on constraint users_name_clean on public.users is
+  'A name has no control, zero-width, bidi-override or separator characters, no BOM, no whitespace at either end, and 1 to 1000 characters.';
 comment on table public.users is
   'Application profile of each Supabase Auth user, kept in sync with auth.users by User Sync. Auth-owned columns always mirror auth.users; name and avatar_url belong to the user once edited.';
 comment on column public.users.id is 'The auth user (auth.users.id); the profile is removed when the auth user is hard-deleted.';
@@ -50,4 +63,17 @@ comment on column public.users.name_edited_at is 'When name was last edited in t
 comment on column public.users.avatar_url_edited_at is 'When avatar_url was last edited in the app; while set, sync never overwrites avatar_url.';
 
 create index if not exists users_admin_idx on public.users (id) where role = 'admin';
+
+-- -----------------------------------------------------------------------------
+-- Admin search (listUsers in @user-sync/client): a case-insensitive substring of
+-- email or name, `email ilike '%term%' or name ilike '%term%'`, answered from two
+-- trigram indexes (a BitmapOr) instead of a scan; pages in the default order
+-- (newest first) walk created_at. Not on columns that sign-ins change
+-- (last_sign_in_at), so a sign-in's profile update can stay a HOT update.
+-- -----------------------------------------------------------------------------
+create extension if not exists pg_trgm with schema extensions;
+
+create index if not exists users_email_trgm_idx on public.users using gin (email extensions.gin_trgm_ops);
+create index if not exists users_name_trgm_idx on public.users using gin (name extensions.gin_trgm_ops);
+create index if not exists users_created_at_idx on public.users (created_at desc, id);
 

@@ -1,7 +1,7 @@
 -- Schema, columns, grants, RLS, triggers and the cron job: the contract a user
 -- deploys. Runs as a superuser (supabase_admin) in one transaction, rolled back.
 begin;
-select plan(46);
+select plan(47);
 
 -- public.users ---------------------------------------------------------------
 select has_table('public', 'users', 'public.users exists');
@@ -43,14 +43,19 @@ select is(
    where n.nspname = 'user_sync'
      and not coalesce(p.proconfig, '{}') @> array['search_path=""']),
   0, 'every user_sync function pins search_path to ''''');
-select is(
-  (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-   where n.nspname = 'user_sync' and p.prosecdef
-     and (has_function_privilege('anon', p.oid, 'execute')
-          or has_function_privilege('authenticated', p.oid, 'execute')
-          or exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-                     where a.grantee = 0 and a.privilege_type = 'EXECUTE'))),
-  0, 'no security-definer function is executable by public, anon or authenticated');
+select results_eq(
+  $$select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'user_sync' and p.prosecdef
+      and (has_function_privilege('anon', p.oid, 'execute')
+           or has_function_privilege('authenticated', p.oid, 'execute')
+           or exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                      where a.grantee = 0 and a.privilege_type = 'EXECUTE'))$$,
+  $$values ('user_sync.is_admin()')$$,
+  'no security-definer function is executable by public, anon or authenticated but is_admin() (it answers only about the caller)');
+select ok(not has_function_privilege('anon', 'user_sync.is_admin()', 'execute')
+  and not exists (select 1 from aclexplode((select proacl from pg_proc where oid = 'user_sync.is_admin()'::regprocedure)) a
+                  where a.grantee = 0 and a.privilege_type = 'EXECUTE'),
+  'is_admin() is not executable by anon or public');
 select is(
   (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
    where n.nspname = 'user_sync' and p.prosecdef
@@ -64,7 +69,7 @@ select column_privs_are('public', 'users', 'name', 'authenticated', array['SELEC
 select column_privs_are('public', 'users', 'avatar_url', 'authenticated', array['SELECT', 'UPDATE'], 'authenticated may update avatar_url');
 select column_privs_are('public', 'users', 'email', 'authenticated', array['SELECT'], 'authenticated may not update email');
 select column_privs_are('public', 'users', 'synced_at', 'authenticated', array['SELECT'], 'authenticated may not update synced_at');
-select column_privs_are('public', 'users', 'name_edited_at', 'authenticated', array['SELECT'], 'authenticated may not update edit markers');
+select column_privs_are('public', 'users', 'name_edited_at', 'authenticated', array['SELECT', 'UPDATE'], 'authenticated may update edit markers (the guard allows only clearing them)');
 select table_privs_are('public', 'users', 'service_role', array['DELETE', 'INSERT', 'SELECT', 'UPDATE'], 'service_role has explicit DML grants');
 select table_privs_are('user_sync', 'runs', 'authenticated', array[]::text[], 'authenticated cannot read runs');
 select table_privs_are('user_sync', 'errors', 'anon', array[]::text[], 'anon cannot read errors');

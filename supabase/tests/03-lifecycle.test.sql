@@ -154,6 +154,8 @@ update user_sync.config set default_role = 'user';
 select lives_ok($$select user_sync.reconcile()$$, 'default role restored');
 
 -- an admin's role change in the app is written back to app metadata
+-- (as the SQL editor runs it: no JWT; the claims set above would make it a user's request)
+set local request.jwt.claims = '';
 update public.users set role = 'admin' where id = 'b0000000-0000-4000-8000-000000000007';
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'b0000000-0000-4000-8000-000000000007'),
   'admin', 'a role set in public.users is written back to raw_app_meta_data');

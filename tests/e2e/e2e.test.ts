@@ -8,22 +8,12 @@
 // pg_cron 1.4 fires on the minute: the job is switched to every minute for this test
 // (and restored), so each cron step may wait up to ~70 s.
 import { createClient } from "@supabase/supabase-js";
-import postgres from "postgres";
 import assert from "node:assert/strict";
 import { startStack, upsertVaultSecret } from "../../platform/stack.ts";
-import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import { connect } from "../_support/db.ts";
+import { waitFor } from "../_support/wait.ts";
 
 const CRON_WAIT_MS = 130_000;
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 Deno.test({
   name: "end to end: sign-ups, changes, cron healing through sync-all, every function via functions.invoke",
@@ -32,8 +22,8 @@ Deno.test({
   async fn(t) {
     const stack = await startStack({ port: 0 });
     const { api } = stack;
-    const sql = postgres(localDbUrl(), { max: 2, prepare: false, onnotice: () => {} });
-    const admin = postgres(withCredentials(localDbUrl(), "supabase_admin", "postgres"), { max: 1, prepare: false, onnotice: () => {} });
+    const sql = connect("postgres", { max: 2 });
+    const admin = connect("supabase_admin", { max: 1 });
     const anon = createClient(api.url, api.anonKey, { auth: { persistSession: false, autoRefreshToken: false } });
     const service = createClient(api.url, api.serviceRoleKey, { auth: { persistSession: false, autoRefreshToken: false } });
     const tag = crypto.randomUUID().slice(0, 8);

@@ -2,14 +2,13 @@
 // `postgres` connection to inspect the database, captured log lines, signed hook
 // requests and a few user factories.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import postgres from "postgres";
 import assert from "node:assert/strict";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";
 import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../platform/gateway.ts";
-import { localDbUrl } from "../../platform/local.ts";
+import { connect, type Sql } from "../_support/db.ts";
 
-export type Sql = postgres.Sql<Record<string, never>>;
+export type { Sql };
 
 // ---------------------------------------------------------------------------
 // Captured output: every function log line, and whatever else is printed.
@@ -113,12 +112,7 @@ export function testStack(options: LocalStackOptions = {}): TestStack {
   let sql: Sql | undefined;
   return {
     stack: () => (started ??= startLocalStack({ port: 0, ...options })),
-    db: () => (sql ??= postgres(options.dbUrl ?? localDbUrl(), {
-      prepare: false,
-      max: 4,
-      onnotice: () => {},
-      connection: { application_name: "user-sync-tests" },
-    }) as unknown as Sql),
+    db: () => (sql ??= connect("postgres", { url: options.dbUrl, max: 4, app: "user-sync-tests" })),
     async close() {
       if (started) await (await started).close();
       if (sql) await sql.end({ timeout: 2 });
@@ -252,6 +246,11 @@ export function closedPort(): number {
   return port;
 }
 
+/** A database URL on a port nothing listens on. */
+export function unreachableDbUrl(): string {
+  return `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`;
+}
+
 // deno-lint-ignore no-explicit-any -- claims of any shape
 export function decodeJwt(token: string): Record<string, any> {
   const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
@@ -259,10 +258,13 @@ export function decodeJwt(token: string): Record<string, any> {
 }
 
 /** Holds an ACCESS EXCLUSIVE lock on public.users on its own connection until released. */
-export async function lockUsersTable(db: Sql): Promise<() => Promise<void>> {
+export async function lockUsersTable(
+  db: Sql,
+  table: "public.users" | "auth.users" = "public.users",
+): Promise<() => Promise<void>> {
   const conn = await db.reserve();
   await conn`begin`;
-  await conn`lock table public.users in access exclusive mode`;
+  await conn.unsafe(`lock table ${table} in access exclusive mode`);
   return async () => {
     await conn`rollback`;
     conn.release();

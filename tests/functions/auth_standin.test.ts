@@ -154,11 +154,10 @@ async function adminFlows() {
       user_metadata: { nickname: "boss" },
     });
     assert.equal(promoted.error, null);
-    assert.deepEqual(promoted.data.user!.app_metadata, {
-      provider: "email",
-      providers: ["email"],
-      role: "admin",
-    });
+    const { user_sync_role_stamp: stamp, ...appMetadata } = promoted.data.user!.app_metadata;
+    assert.deepEqual(appMetadata, { provider: "email", providers: ["email"], role: "admin" });
+    assert.equal(stamp.v, 1, "the role change is stamped (supabase/schemas/65_role_changes.sql)");
+    assert.equal(stamp.role, "admin");
     let [p] = await t.db()`select role, name from public.users where id = ${id}`;
     assert.equal(p.role, "admin");
     assert.equal(p.name, "boss");

@@ -11,10 +11,11 @@ import {
   testNoSecretsLogged,
   call,
   client,
-  closedPort,
+  unreachableDbUrl,
   decodeJwt,
   integration,
   lockUsersTable,
+  logLines,
   password,
   serviceHeaders,
   signedHeaders,
@@ -213,7 +214,8 @@ Deno.test({
     const stack = await t.stack();
     const user = await signedInUser(stack, "admin");
     const payload = accessTokenPayload(user.id);
-    const release = await lockUsersTable(t.db());
+    // the role is read from auth.users (Auth's truth), so that is what is slow here
+    const release = await lockUsersTable(t.db(), "auth.users");
     try {
       const res = await hook(stack, payload);
       assert.equal(res.status, 200);
@@ -236,7 +238,7 @@ Deno.test({
     const handler = createAuthWebhookHandler({
       env: {
         ...stack.functionEnv,
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {
@@ -461,7 +463,7 @@ Deno.test({
     const handler = createAuthWebhookHandler({
       env: {
         ...stack.functionEnv,
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {
@@ -482,7 +484,39 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "a hook request without a configured hook secret is 503 misconfigured, naming the variable",
+  name:
+    "a user whose id is not RFC 4122 (11111111-1111-1111-1111-111111111111) gets their role claim and syncs through the Database Webhook",
+  async fn() {
+    const stack = await t.stack();
+    const id = "11111111-1111-1111-1111-111111111111";
+    const db = t.db();
+    await db`delete from auth.users where id = ${id}`;
+    // a seeded user, as an import would write it
+    await db`
+      insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+      values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated',
+              'seeded-11111111@example.test', '{"provider": "email", "providers": ["email"], "role": "admin"}',
+              '{}', now(), now())`;
+    try {
+      const res = await hook(stack, accessTokenPayload(id));
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.claims.user_role, "admin");
+      const webhook = await call(stack, "auth-webhook", {
+        method: "POST",
+        headers: serviceHeaders(stack),
+        json: { type: "UPDATE", table: "users", schema: "auth", record: { id }, old_record: { id } },
+      });
+      assert.equal(webhook.status, 200, JSON.stringify(webhook.body));
+      assert.equal(webhook.body.user_id, id);
+    } finally {
+      await db`delete from auth.users where id = ${id}`;
+    }
+  },
+});
+
+Deno.test({
+  ...integration,
+  name: "a hook request without a configured hook secret is 503 misconfigured; the log names the variable, the answer does not",
   async fn() {
     const stack = await t.stack();
     const handler = createAuthWebhookHandler({
@@ -500,7 +534,13 @@ Deno.test({
       assert.equal(res.status, 503);
       const json = await res.json();
       assertErrorShape(json, 503, "misconfigured");
-      assert.match(json.error.message, /USER_SYNC_HOOK_SECRET/);
+      assert.doesNotMatch(JSON.stringify(json), /USER_SYNC_HOOK_SECRET/);
+      assert.ok(
+        logLines("auth-webhook", "configuration invalid").some((l) =>
+          JSON.stringify(l.variables) === JSON.stringify(["USER_SYNC_HOOK_SECRET"])
+        ),
+        "the log names the variable",
+      );
     } finally {
       await handler.close();
     }
@@ -574,7 +614,7 @@ Deno.test({
       port: 0,
       dbUrl: stack.dbUrl,
       functionEnv: {
-        SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        SUPABASE_DB_URL: unreachableDbUrl(),
       },
     });
     try {

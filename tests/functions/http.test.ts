@@ -16,6 +16,7 @@ import {
   call,
   client,
   closedPort,
+  unreachableDbUrl,
   decodeJwt,
   integration,
   serviceHeaders,
@@ -361,7 +362,7 @@ Deno.test({
     const stack = await t.stack();
     for (
       const dbUrl of [
-        `postgresql://postgres:postgres@127.0.0.1:${closedPort()}/postgres`,
+        unreachableDbUrl(),
         withCredentials(localDbUrl(), "postgres", "wrong-password"),
       ]
     ) {

@@ -26,7 +26,18 @@ import {
 } from "../../supabase/functions/_shared/webhook_signature.ts";
 import { emailPolicy } from "../../supabase/functions/auth-webhook/handler.ts";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
+import {
+  BeforeUserCreatedPayload,
+  CustomAccessTokenPayload,
+  DatabaseWebhookPayload,
+} from "../../supabase/functions/auth-webhook/handler.ts";
 import { CreateUserBody } from "../../supabase/functions/create-user/handler.ts";
+import {
+  AvatarUrl,
+  postgresDuration,
+  ProfileName,
+  Uuid,
+} from "../../supabase/functions/_shared/validation.ts";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../../platform/local.ts";
 
 const SERVICE_KEY = await apiKey("service_role");
@@ -135,7 +146,7 @@ Deno.test("config: new API keys, pooler override, domain lists and hook secret r
   assert.deepEqual(c.corsOrigins, ["https://app.example", "https://admin.example"]);
 });
 
-Deno.test("config error answers 503 misconfigured naming the variable, not its value", async () => {
+Deno.test("config error answers 503 misconfigured without naming the variable (the log names it, never its value)", async () => {
   const lines: string[] = [];
   const previous = setLogSink((l) => lines.push(l));
   const handler = createAuthWebhookHandler({ env: { ...BASE_ENV, SUPABASE_URL: undefined } });
@@ -149,8 +160,9 @@ Deno.test("config error answers 503 misconfigured naming the variable, not its v
   assert.equal(res.status, 503);
   const body = await res.json();
   assert.equal(body.error.code, "misconfigured");
-  assert.match(body.error.message, /SUPABASE_URL/);
-  assert.deepEqual(body.error.details.variables, ["SUPABASE_URL"]);
+  // an unauthenticated caller learns nothing about the configuration
+  assert.doesNotMatch(JSON.stringify(body), /SUPABASE|USER_SYNC|variable/);
+  assert.equal(body.error.details, undefined);
   assert.ok(!JSON.stringify(body).includes("s3cr3t-db-pw"));
   await handler.close();
   setLogSink(previous);
@@ -164,12 +176,11 @@ Deno.test("config error answers 503 misconfigured naming the variable, not its v
 // ---------------------------------------------------------------------------
 function deps(
   overrides: Partial<Config> = {},
-  opts: { rows?: unknown[]; fetch?: typeof fetch } = {},
+  opts: { rows?: unknown[]; fetch?: typeof fetch; queries?: string[] } = {},
 ): AuthDeps {
   const config = { ...loadConfig(BASE_ENV), ...overrides };
-  const sqlCalls: unknown[] = [];
-  const fakeSql = (...args: unknown[]) => {
-    sqlCalls.push(args);
+  const fakeSql = (strings: TemplateStringsArray, ..._values: unknown[]) => {
+    opts.queries?.push(strings.join("$"));
     return Promise.resolve(opts.rows ?? []);
   };
   const fetchImpl = opts.fetch ?? (() => Promise.reject(new TypeError("network down")));
@@ -241,31 +252,26 @@ Deno.test("caller: anon key only is anon, nothing is none, unknown keys are refu
   );
 });
 
-Deno.test("caller: a user JWT is verified for real (HS256), then the profile role decides admin", async () => {
+Deno.test("caller: a user JWT is verified for real (HS256), then Auth's role (user_sync.auth_role, not the mirror) decides admin", async () => {
   const token = await userToken({ sub: USER_ID });
+  const queries: string[] = [];
   const admin = await identifyCaller(
     req({ apikey: ANON_KEY, authorization: `Bearer ${token}` }),
-    deps({}, {
-      rows: [{ role: "admin", deleted_at: null }],
-    }),
+    deps({}, { rows: [{ role: "admin" }], queries }),
   );
   assert.deepEqual(admin, { kind: "user", userId: USER_ID, role: "admin", isAdmin: true });
+  assert.equal(queries.length, 1);
+  assert.match(queries[0], /user_sync\.auth_role\(/, "the decision reads auth.users through auth_role");
+  assert.doesNotMatch(queries[0], /public\.users/, "never the mirror");
   const plain = await identifyCaller(
     req({ authorization: `Bearer ${token}` }),
-    deps({}, { rows: [{ role: "user", deleted_at: null }] }),
+    deps({}, { rows: [{ role: "user" }] }),
   );
   assert.equal(plain.kind === "user" && plain.isAdmin, false);
-  // a soft-deleted admin is no admin; a user without profile neither
-  const deleted = await identifyCaller(
-    req({ authorization: `Bearer ${token}` }),
-    deps({}, {
-      rows: [{ role: "admin", deleted_at: new Date() }],
-    }),
-  );
-  assert.equal(deleted.kind === "user" && deleted.isAdmin, false);
+  // a soft-deleted, banned or missing auth user has no role: no admin
   const none = await identifyCaller(
     req({ authorization: `Bearer ${token}` }),
-    deps({}, { rows: [] }),
+    deps({}, { rows: [{ role: null }] }),
   );
   assert.deepEqual(none, { kind: "user", userId: USER_ID, role: null, isAdmin: false });
   // role claims in user_metadata or app_metadata of the token give nothing
@@ -276,7 +282,7 @@ Deno.test("caller: a user JWT is verified for real (HS256), then the profile rol
   });
   const forgedCaller = await identifyCaller(
     req({ authorization: `Bearer ${forged}` }),
-    deps({}, { rows: [{ role: "user", deleted_at: null }] }),
+    deps({}, { rows: [{ role: "user" }] }),
   );
   assert.equal(forgedCaller.kind === "user" && forgedCaller.isAdmin, false);
 });
@@ -309,13 +315,13 @@ Deno.test("caller: asymmetric user JWTs are verified through the JWKS", async ()
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
   const sign = (key: CryptoKey, kid = "k1") =>
-    new SignJWT({ sub: USER_ID, role: "authenticated" })
+    new SignJWT({ sub: USER_ID, role: "authenticated", aud: "authenticated" })
       .setProtectedHeader({ alg: "ES256", kid, typ: "JWT" })
       .setExpirationTime("1h")
       .sign(key);
   const token = await sign(privateKey);
   // inline SUPABASE_JWKS
-  const inline = deps({ jwks: { keys: [jwk] } }, { rows: [{ role: "admin", deleted_at: null }] });
+  const inline = deps({ jwks: { keys: [jwk] } }, { rows: [{ role: "admin" }] });
   assert.equal(
     (await identifyCaller(req({ authorization: `Bearer ${token}` }), inline)).kind,
     "user",
@@ -323,7 +329,7 @@ Deno.test("caller: asymmetric user JWTs are verified through the JWKS", async ()
   // fetched from Auth's well-known URL
   let fetched = "";
   const remote = deps({ jwks: undefined }, {
-    rows: [{ role: "admin", deleted_at: null }],
+    rows: [{ role: "admin" }],
     fetch: (input) => {
       fetched = String(input instanceof Request ? input.url : input);
       return Promise.resolve(Response.json({ keys: [jwk] }));
@@ -349,7 +355,7 @@ Deno.test("caller: without the JWT secret, Supabase Auth vouches for HS256 token
   const token = await userToken({ sub: USER_ID });
   let seen: Headers | undefined;
   const ok = deps({ jwtSecret: undefined }, {
-    rows: [{ role: "admin", deleted_at: null }],
+    rows: [{ role: "admin" }],
     fetch: (_input, init) => {
       seen = new Headers(init?.headers);
       return Promise.resolve(Response.json({ id: USER_ID, role: "authenticated" }));
@@ -666,6 +672,7 @@ Deno.test("SQL literals accept only their strict shapes", () => {
   assert.equal(literal.bool(false), "false");
   assert.equal(literal.word("cron"), "'cron'");
   assert.equal(literal.duration("10min"), "'10min'");
+  assert.equal(literal.duration("10 min"), "'10min'");
   assert.equal(literal.duration(1500), "'1500'");
   for (
     const bad of ["x'; drop table public.users; --", "6f1c2a52-1d8e-4a7b-9a55-3c0c3b2f6a1", ""]
@@ -675,7 +682,7 @@ Deno.test("SQL literals accept only their strict shapes", () => {
   for (const bad of ["Cron", "api'", "a b", "1api"]) {
     assert.throws(() => literal.word(bad), TypeError);
   }
-  for (const bad of ["10 min", "1d", "5s; select 1", "-1"]) {
+  for (const bad of ["1d", "5s; select 1", "-1", "9999999999", "99999999h"]) {
     assert.throws(() => literal.duration(bad), TypeError);
   }
   assert.throws(() => literal.bool("true" as unknown as boolean), TypeError);
@@ -772,4 +779,146 @@ Deno.test("local keys are the Supabase CLI's demo keys (HS256 with the local JWT
     SERVICE_KEY,
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU",
   );
+});
+
+// ---------------------------------------------------------------------------
+// Issue 11: ids, hostile profile values, token claims, configuration
+// ---------------------------------------------------------------------------
+// Ids Postgres and Auth accept that RFC 4122 (zod's z.uuid()) does not: no version,
+// no variant, all zeros, upper case.
+const NON_RFC_UUIDS = [
+  "11111111-1111-1111-1111-111111111111",
+  "00000000-0000-0000-0000-000000000000",
+  "ffffffff-ffff-ffff-ffff-ffffffffffff",
+  "D0000000-0000-0000-0000-00000000000A",
+];
+
+Deno.test("every uuid Postgres accepts works: hook payloads, Database Webhooks, SQL literals, the caller check", async () => {
+  for (const id of NON_RFC_UUIDS) {
+    assert.ok(Uuid.safeParse(id).success, id);
+    assert.ok(
+      CustomAccessTokenPayload.safeParse({ user_id: id, claims: { sub: id } }).success,
+      `custom_access_token for ${id}`,
+    );
+    assert.ok(
+      DatabaseWebhookPayload.safeParse({
+        type: "UPDATE",
+        table: "users",
+        schema: "auth",
+        record: { id },
+        old_record: { id },
+      }).success,
+      `Database Webhook for ${id}`,
+    );
+    assert.equal(literal.uuid(id), `'${id.toLowerCase()}'::uuid`);
+    const token = await userToken({ sub: id });
+    const caller = await identifyCaller(
+      req({ authorization: `Bearer ${token}` }),
+      deps({}, { rows: [{ role: "admin" }] }),
+    );
+    assert.deepEqual(caller, { kind: "user", userId: id, role: "admin", isAdmin: true });
+  }
+  assert.ok(BeforeUserCreatedPayload.safeParse({ metadata: {}, user: { id: NON_RFC_UUIDS[0] } }).success);
+  for (const bad of ["1111111-1111-1111-1111-111111111111", "not-a-uuid", "", "{11111111-1111}"]) {
+    assert.equal(Uuid.safeParse(bad).success, false, bad);
+  }
+});
+
+Deno.test("caller: a user JWT without exp, or for another audience, is 401", async () => {
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({ role: "authenticated", sub: USER_ID, ...claims })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .sign(new TextEncoder().encode(LOCAL_JWT_SECRET));
+  const admin = deps({}, { rows: [{ role: "admin" }] });
+  const noExp = await sign({ aud: "authenticated" });
+  const noAud = await sign({ exp: Math.floor(Date.now() / 1000) + 3600 });
+  const otherAud = await sign({ aud: "anon", exp: Math.floor(Date.now() / 1000) + 3600 });
+  for (const token of [noExp, noAud, otherAud]) {
+    await expectHttpError(
+      identifyCaller(req({ authorization: `Bearer ${token}` }), admin),
+      401,
+      "invalid_token",
+    );
+  }
+  // aud as a list that names authenticated is fine
+  const listed = await sign({
+    aud: ["authenticated", "other"],
+    exp: Math.floor(Date.now() / 1000) + 3600,
+  });
+  assert.equal(
+    (await identifyCaller(req({ authorization: `Bearer ${listed}` }), admin)).kind,
+    "user",
+  );
+  // the same rules when Auth vouches for the token (no JWT secret configured)
+  const vouching = deps({ jwtSecret: undefined }, {
+    rows: [{ role: "admin" }],
+    fetch: () => Promise.resolve(Response.json({ id: USER_ID, role: "authenticated" })),
+  });
+  await expectHttpError(
+    identifyCaller(req({ authorization: `Bearer ${noExp}` }), vouching),
+    401,
+    "invalid_token",
+  );
+});
+
+Deno.test("the reconcile timeout: the configuration accepts exactly what db.ts sends to Postgres", () => {
+  const candidates = [
+    "10min", "600s", "600000", "10 min", "0", "2147483647", "2147483648", "9999999999",
+    "99999999h", "596h", "597h", "1d", "-1", "5s; select 1", "1.5s", "10MIN", "",
+  ];
+  for (const text of candidates) {
+    let configured: string | null = null;
+    try {
+      configured = loadConfig({ ...BASE_ENV, USER_SYNC_RECONCILE_STATEMENT_TIMEOUT: text })
+        .reconcileStatementTimeout;
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, text);
+      assert.deepEqual(err.variables, ["USER_SYNC_RECONCILE_STATEMENT_TIMEOUT"], text);
+    }
+    if (text === "") continue; // unset: the default
+    let sent: string | null = null;
+    try {
+      sent = literal.duration(text);
+    } catch {
+      sent = null;
+    }
+    assert.equal(configured !== null, sent !== null, `${text}: config and db.ts agree`);
+    if (configured !== null) assert.equal(literal.duration(configured), sent, text);
+  }
+  assert.equal(postgresDuration("2147483648"), null, "beyond Postgres' int of milliseconds");
+  assert.equal(postgresDuration("596h"), "596h");
+  assert.equal(postgresDuration("597h"), null);
+});
+
+// Values a user could give themselves, refused by the database for a Data API edit
+// (supabase/tests/08-profile-edits.test.sql) and by create-user with a 400.
+export const HOSTILE_NAMES = [
+  "Admin\u202e", "\u202eevil", "a\u2066b", "zero\u200bwidth", "joiner\u200d", "word\u2060joiner",
+  "line\u2028sep", "para\u2029sep", "\ufeffBOM", "bell\u0007", "del\u007f", "c1\u0085",
+  "tab\tinside",
+];
+export const HOSTILE_AVATARS = [
+  'https://x.example/a.png"onerror="alert(1)', "https://x.example/a.png'", "https://x.example/<script>",
+  "https://x.example/a>b", "https://x.example/a b", "javascript:alert(1)", "data:image/png;base64,AA",
+  "https://x.example/\u0000", "//x.example/a.png",
+];
+
+Deno.test("create-user input: hostile names and avatar URLs are refused", () => {
+  for (const name of HOSTILE_NAMES) {
+    assert.equal(ProfileName.safeParse(name).success, false, JSON.stringify(name));
+    assert.equal(
+      CreateUserBody.safeParse({ email: "a@example.test", name }).success,
+      false,
+      JSON.stringify(name),
+    );
+  }
+  for (const name of ["   ", "\u3000", "x".repeat(1001)]) {
+    assert.equal(ProfileName.safeParse(name).success, false, JSON.stringify(name));
+  }
+  for (const url of HOSTILE_AVATARS) {
+    assert.equal(AvatarUrl.safeParse(url).success, false, url);
+  }
+  // what a real profile looks like passes (surrounding spaces are trimmed)
+  assert.equal(ProfileName.parse("  Zoë O\u2019Brien-Łukasz 山田 "), "Zoë O\u2019Brien-Łukasz 山田");
+  assert.ok(AvatarUrl.safeParse("https://lh3.googleusercontent.com/a/AC-x_y=s96-c?sz=1&v=%20").success);
 });

@@ -1,10 +1,10 @@
 // Helpers shared by the reliability suites (faults, concurrency, hostile input,
 // attacks): the database as a superuser, table fingerprints that prove "no write",
 // the one place figures are printed, and run-size knobs read from the environment.
-import postgres from "postgres";
-import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import { connect, type Sql } from "../_support/db.ts";
 
-export type Sql = postgres.Sql<Record<string, never>>;
+export type { Sql };
+export { sleep, waitFor } from "../_support/wait.ts";
 
 /** An integer from the environment (tests scale with USER_SYNC_* knobs). */
 export function envInt(name: string, fallback: number): number {
@@ -20,12 +20,7 @@ export const PROPERTY_RUNS = envInt("USER_SYNC_PROPERTY_RUNS", 100);
 
 /** Superuser connection (supabase_admin): what pgTAP and the platform side use. */
 export function adminDb(max = 4): Sql {
-  return postgres(withCredentials(localDbUrl(), "supabase_admin", "postgres"), {
-    max,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "user-sync-reliability" },
-  }) as unknown as Sql;
+  return connect("supabase_admin", { max, app: "user-sync-reliability" });
 }
 
 /**
@@ -62,24 +57,6 @@ export function figures(suite: string, data: Record<string, unknown>): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
   const file = Deno.env.get("USER_SYNC_FIGURES_FILE");
   if (file) Deno.writeTextFileSync(file, `${line}\n`, { append: true });
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until probe answers something other than undefined. */
-export async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined>,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 /** Stack-trace and internals patterns that must never reach an answer. */

@@ -6,9 +6,14 @@
 //     bookkeeping columns, every user_sync function and relation, Vault, auth.users,
 //     creating objects, switching roles; soft-deleted users with still-valid tokens.
 //     (supabase/tests/05-rls.test.sql covers the basic matrix in SQL.)
+//     Hostile self-edits (bidi overrides, zero-width characters, separators, BOM,
+//     blank or over-long names, avatar URLs with quotes or angle brackets) and a
+//     security-definer RPC of the app trying to raise its caller's role.
 //  2. Real JWT-bearing requests to the functions: users, self-promotion through
 //     user_metadata and the Data API, tampered, re-signed, unsigned and
-//     algorithm-confused tokens, soft- and hard-deleted admins, a demoted admin.
+//     algorithm-confused tokens, tokens without exp or for another audience, soft-
+//     and hard-deleted admins, admins demoted or banned in Auth (the decision reads
+//     auth.users, never the mirror), a misconfigured function probed anonymously.
 //  3. Webhook forgery on auth-webhook, with the function's clock under control: replay
 //     inside and outside the 5-minute window, timestamp skew both ways, signatures
 //     from other secrets (including every other key of the project), moved to another
@@ -18,14 +23,15 @@
 //     timing): equal-length digests through crypto.timingSafeEqual, every key and
 //     every signature compared, no early exit; no other comparison of a secret.
 import fc from "fast-check";
-import postgres from "postgres";
 import assert from "node:assert/strict";
 import { jwtVerify, SignJWT } from "jose";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
+import { createCreateUserHandler } from "../../supabase/functions/create-user/handler.ts";
+import { createSyncAllHandler } from "../../supabase/functions/sync-all/handler.ts";
 import { matchesAnyKey } from "../../supabase/functions/_shared/auth.ts";
 import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/http.ts";
 import { signWebhook, verifyWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import { connect } from "../_support/db.ts";
 import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
@@ -58,12 +64,7 @@ async function asRole(
 ): Promise<
   { rows: Record<string, unknown>[]; code?: undefined } | { rows?: undefined; code: string }
 > {
-  dataApi ??= postgres(withCredentials(localDbUrl(), "authenticator", "postgres"), {
-    max: 2,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "user-sync-attacks-data-api" },
-  }) as unknown as Sql;
+  dataApi ??= connect("authenticator", { max: 2, app: "user-sync-attacks-data-api" });
   try {
     const res = await dataApi.unsafe(
       `set local role ${role};
@@ -87,7 +88,7 @@ const DENIED = "42501";
 Deno.test({
   ...integration,
   name:
-    "RLS as an attacker through the Data API (real verified tokens): every forbidden read, write and call is refused, nothing is written",
+    "RLS as an attacker through the Data API (real verified tokens): every forbidden read, write and call, every hostile self-edit is refused, nothing is written",
   async fn() {
     const stack = await t.stack();
     const sql = adminDb(2);
@@ -115,6 +116,7 @@ Deno.test({
         "select user_sync.status()",
         `select user_sync.record_error(${id(bob)}, 'trigger', '0', 'forged', null, null)`,
         `select user_sync.resolve_errors(${id(bob)})`,
+        `select user_sync.auth_role(${id(carol)})`,
         "select user_sync.vault_secret('user_sync_secret_key')",
         "select * from user_sync.runs",
         "select * from user_sync.errors",
@@ -254,7 +256,29 @@ Deno.test({
         `update public.users set role = 'overlord' where id = ${id(bob)}`,
       );
 
+      // hostile self-edits: refused by a named check (23514), nothing written
+      const hostile: string[] = [
+        ...[
+          "Admin\u202e", "a\u202ab", "a\u2066b", "zero\u200bwidth", "rlm\u200f", "wj\u2060",
+          "line\u2028sep", "para\u2029sep", "\ufeffBOM", "bell\u0007", "c1\u0085", "   ",
+          " lead", "trail\u00a0", "x".repeat(201),
+        ].map((n) => `update public.users set name = ${lit(n)} where id = ${id(alice)}`),
+        ...[
+          'https://x.example/a.png"onerror="alert(1)',
+          "https://x.example/a.png'",
+          "https://x.example/<script>",
+          "javascript:alert(1)",
+          "https://x.example/a b",
+        ].map((u) => `update public.users set avatar_url = ${lit(u)} where id = ${id(alice)}`),
+      ];
       const before = await fingerprint(sql);
+      const acceptedHostile: string[] = [];
+      for (const statement of hostile) {
+        tally.rls_attempts++;
+        const r = await asRole("authenticated", A, statement);
+        if (r.code !== "23514") acceptedHostile.push(`${statement} -> ${r.code ?? "accepted"}`);
+      }
+      assert.deepEqual(acceptedHostile, [], "every hostile self-edit is refused by a named check");
       const allowed: string[] = [];
       for (const m of matrix) {
         tally.rls_attempts++;
@@ -328,16 +352,8 @@ Deno.test({
       );
       const isAdmin = await asRole("authenticated", A, "select user_sync.is_admin() as a");
       assert.equal(isAdmin.rows![0].a, false);
-      const callerView = await asRole(
-        "authenticated",
-        A,
-        "select * from user_sync.caller_is_admin",
-      );
-      assert.deepEqual(
-        callerView.rows,
-        [{ is_admin: false }],
-        "the admin view reveals only the caller's own status",
-      );
+      const carolIsAdmin = await asRole("authenticated", C, "select user_sync.is_admin() as a");
+      assert.equal(carolIsAdmin.rows![0].a, true, "is_admin() answers about the caller only");
       tally.rls_attempts += 3;
       assert.deepEqual(await fingerprint(sql), before, "no attempt wrote anything");
 
@@ -371,7 +387,7 @@ function payloadOf(token: string): Record<string, unknown> {
 Deno.test({
   ...integration,
   name:
-    "functions with real and doctored user tokens: users, self-promotion, tampered/re-signed/unsigned tokens, deleted and demoted admins never pass",
+    "functions with real and doctored user tokens: users, self-promotion, tampered/re-signed/unsigned tokens, tokens without exp or for another audience, deleted, demoted and banned admins never pass",
   async fn() {
     const stack = await t.stack();
     const sql = adminDb(1);
@@ -494,6 +510,39 @@ Deno.test({
       assert.deepEqual(demote.rows, [{ role: "user" }], "an admin may demote themself");
       await attempt("a demoted admin's token", frank.accessToken, 403);
 
+      // Demoted or banned in Auth itself (the mirror may lag; the decision reads auth.users)
+      const gina = await signedInUser(stack, "admin");
+      const hank = await signedInUser(stack, "admin");
+      const ivy = await signedInUser(stack, "admin");
+      users.push(gina, hank, ivy);
+      assert.equal(
+        (await service.auth.admin.updateUserById(gina.id, { app_metadata: { role: "user" } })).error,
+        null,
+      );
+      await attempt("an admin demoted in Auth (admin API), unexpired token", gina.accessToken, 403);
+      assert.equal(
+        (await service.auth.admin.updateUserById(hank.id, { ban_duration: "24h" })).error,
+        null,
+      );
+      await attempt("a banned admin's unexpired token", hank.accessToken, 403);
+      // An admin's claims signed with the project's own secret, but without exp or for
+      // another audience (a careless server minting tokens): never a user caller.
+      const secret = new TextEncoder().encode(stack.jwtSecret);
+      const { exp: _exp, ...forever } = payloadOf(ivy.accessToken);
+      await attempt(
+        "an admin's claims without exp",
+        await new SignJWT(forever).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(secret),
+        401,
+      );
+      await attempt(
+        "an admin's claims for another audience",
+        await new SignJWT({ ...payloadOf(ivy.accessToken), aud: "anon" })
+          .setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(secret),
+        401,
+      );
+      const ivyOk = await call(stack, "sync-all", { headers: userHeaders(stack, ivy.accessToken) });
+      assert.equal(ivyOk.status, 200, "the same admin's real token passes");
+
       // Nothing was created or synced by any refused call (the deletes and the
       // demotion above were ours; compare only what the calls could have written).
       const [{ n }] =
@@ -513,6 +562,28 @@ Deno.test({
       await sql.end();
     }
   },
+});
+
+Deno.test("a misconfigured function tells an anonymous caller nothing about its configuration", async () => {
+  for (const create of [createAuthWebhookHandler, createSyncAllHandler, createCreateUserHandler]) {
+    // only the project URL: no database URL, no keys
+    const handler = create({ env: { SUPABASE_URL: "http://127.0.0.1:1" } });
+    try {
+      for (const init of [{ method: "GET" }, { method: "POST", body: "{}" }]) {
+        tally.function_attempts++;
+        const res = await handler(
+          new Request("http://x/", { ...init, headers: { "content-type": "application/json" } }),
+        );
+        const text = await res.text();
+        if (res.status === 405) continue;
+        assert.equal(res.status, 503);
+        assertErrorShape(JSON.parse(text), 503, "misconfigured");
+        assert.doesNotMatch(text, /SUPABASE_|USER_SYNC_|variable/i);
+      }
+    } finally {
+      await handler.close();
+    }
+  }
 });
 
 // ---------------------------------------------------------------------------

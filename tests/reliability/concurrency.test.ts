@@ -14,9 +14,8 @@
 // (only the saboteur's victims may differ), one sync-all later user_sync.status()
 // shows 0 missing / orphaned / drifted, no caller saw a failure (in particular no
 // duplicate key, deadlock or serialization error), and no profile edit was lost.
-import postgres from "postgres";
 import assert from "node:assert/strict";
-import { localDbUrl, withCredentials } from "../../platform/local.ts";
+import { connect } from "../_support/db.ts";
 import {
   assertNoSecretsLogged,
   call,
@@ -27,7 +26,7 @@ import {
   serviceHeaders,
   testStack,
 } from "../functions/_helpers.ts";
-import { adminDb, envInt, figures, sleep, type Sql, syncStatus } from "./_shared.ts";
+import { adminDb, envInt, figures, sleep, syncStatus } from "./_shared.ts";
 
 const SOAK_SECONDS = envInt("USER_SYNC_SOAK_SECONDS", 30);
 const SYNC_CALLERS = 8;
@@ -72,19 +71,9 @@ Deno.test({
     const stack = await t.stack();
     const admin = adminDb(2);
     // PostgREST connects as `authenticator` and switches role per request.
-    const dataApi = postgres(withCredentials(localDbUrl(), "authenticator", "postgres"), {
-      max: 4,
-      prepare: false,
-      onnotice: () => {},
-      connection: { application_name: "user-sync-soak-data-api" },
-    }) as unknown as Sql;
+    const dataApi = connect("authenticator", { max: 4, app: "user-sync-soak-data-api" });
     // Supabase Auth's own connection (search_path auth), for writes made the way it makes them.
-    const authDb = postgres(withCredentials(localDbUrl(), "supabase_auth_admin", "postgres"), {
-      max: 2,
-      prepare: false,
-      onnotice: () => {},
-      connection: { application_name: "user-sync-soak-auth" },
-    }) as unknown as Sql;
+    const authDb = connect("supabase_auth_admin", { max: 2, app: "user-sync-soak-auth" });
     const service = client(stack, "service");
     const users: SoakUser[] = [];
     const byId = new Map<string, SoakUser>();
@@ -588,21 +577,9 @@ Deno.test({
     `an admin's role change and Auth's update of the same user at the same instant, ${COLLISIONS} times: no deadlock, both land, the profile follows`,
   async fn() {
     const admin = adminDb(2);
-    const dataApi = postgres(withCredentials(localDbUrl(), "authenticator", "postgres"), {
-      max: 2,
-      prepare: false,
-      onnotice: () => {},
-    }) as unknown as Sql;
-    const authDb = postgres(withCredentials(localDbUrl(), "supabase_auth_admin", "postgres"), {
-      max: 2,
-      prepare: false,
-      onnotice: () => {},
-    }) as unknown as Sql;
-    const authDb2 = postgres(withCredentials(localDbUrl(), "supabase_auth_admin", "postgres"), {
-      max: 1,
-      prepare: false,
-      onnotice: () => {},
-    }) as unknown as Sql;
+    const dataApi = connect("authenticator", { max: 2 });
+    const authDb = connect("supabase_auth_admin", { max: 2 });
+    const authDb2 = connect("supabase_auth_admin", { max: 1 });
     const adminId = crypto.randomUUID();
     const userId = crypto.randomUUID();
     const claims = JSON.stringify({ sub: adminId, role: "authenticated", aud: "authenticated" });

@@ -22,7 +22,7 @@ import { realpathSync } from "node:fs";
 import type { LocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
-  assertNoSecretsLogged,
+  testNoSecretsLogged,
   call,
   closedPort,
   integration,
@@ -489,15 +489,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  ...integration,
-  name: "fault-injection runs log no key, token or password",
-  async fn() {
-    const stack = await t.stack();
-    try {
-      assertNoSecretsLogged(stack);
-    } finally {
-      await t.close();
-    }
-  },
-});
+testNoSecretsLogged(t, "fault-injection");

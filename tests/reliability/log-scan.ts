@@ -10,14 +10,8 @@
 // connection string, or a password the tests made up. Exits non-zero on any hit.
 //
 //   deno run -A tests/reliability/log-scan.ts <file or directory>...
-import postgres from "postgres";
-import {
-  apiKey,
-  LOCAL_HOOK_SECRET,
-  LOCAL_JWT_SECRET,
-  localDbUrl,
-  withCredentials,
-} from "../../platform/local.ts";
+import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../../platform/local.ts";
+import { connect } from "../_support/db.ts";
 
 const exact: [string, string][] = [
   ["JWT secret", LOCAL_JWT_SECRET],
@@ -75,11 +69,7 @@ const pgdata = Deno.env.get("USER_SYNC_PGDATA");
 if (pgdata) await scanPath(`${pgdata}/server.log`);
 
 // Logs kept in the database.
-const sql = postgres(withCredentials(localDbUrl(), "supabase_admin", "postgres"), {
-  max: 1,
-  prepare: false,
-  onnotice: () => {},
-});
+const sql = connect("supabase_admin", { max: 1 });
 let dbRows = 0;
 try {
   const tables: [string, string][] = [

@@ -3,14 +3,14 @@
 // succeed, every failure must be in user_sync.errors, and after the fix one
 // reconcile heals every profile and resolves every error.
 import assert from "node:assert/strict";
-import { connect, insertAuthUser } from "./db.ts";
+import { connect, insertAuthUser } from "../_support/db.ts";
 
 const SIGNUPS = Number(Deno.env.get("USER_SYNC_FAULT_SIGNUPS") ?? "10000");
 const WRITERS = 4;
 const PREFIX = "fa17"; // ids fa17xxxx-... mark this test's users
 
 Deno.test(`profile table broken during ${SIGNUPS} sign-ups: none fails, all recorded, one reconcile heals all`, async () => {
-  const sql = connect(undefined, WRITERS + 1);
+  const sql = connect("supabase_admin", { max: WRITERS + 1 });
   const ids = Array.from({ length: SIGNUPS }, (_, i) =>
     `${PREFIX}${i.toString(16).padStart(4, "0")}-0000-4000-8000-${crypto.randomUUID().slice(-12)}`);
   try {

@@ -5,7 +5,7 @@
 // Every case runs in a transaction that is rolled back.
 import fc from "fast-check";
 import assert from "node:assert/strict";
-import { connect, inRolledBackTx, insertAuthUser } from "./db.ts";
+import { connect, inRolledBackTx, insertAuthUser } from "../_support/db.ts";
 
 const RUNS = Number(Deno.env.get("USER_SYNC_PROPERTY_RUNS") ?? "200");
 const NAME_MAX = 200;

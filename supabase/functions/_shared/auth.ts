@@ -4,13 +4,16 @@
 //            time; or a legacy service_role JWT verified with the project's JWT secret
 //   user     a user JWT verified for real: HS256 with the JWT secret (or, without it,
 //            by Supabase Auth's GET /auth/v1/user), asymmetric keys through the JWKS;
-//            then the profile role is read from public.users (admin or not)
+//            it must carry `exp` and `aud` authenticated; then the role is read from
+//            Auth's truth, user_sync.auth_role() over auth.users (never the mirror):
+//            a demoted, soft-deleted or banned admin is no admin from that moment
 //   anon     only a public key (anon / publishable)
 //   none     no credentials at all
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
+  decodeJwt,
   decodeProtectedHeader,
   type JWTPayload,
   jwtVerify,
@@ -20,6 +23,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { HttpError } from "./http.ts";
+import { UUID_PATTERN } from "./validation.ts";
 
 export type Caller =
   | { kind: "service" }
@@ -43,7 +47,6 @@ export interface AuthDeps {
 }
 
 const ASYMMETRIC_ALGS = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA"];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 function digest(value: string): Uint8Array {
@@ -146,7 +149,24 @@ async function verifyWithAuth(token: string, deps: AuthDeps): Promise<JWTPayload
   }
   const user = await res.json().catch(() => null) as { id?: unknown; role?: unknown } | null;
   if (!user || typeof user.id !== "string") throw invalidToken();
-  return { sub: user.id, role: typeof user.role === "string" ? user.role : "authenticated" };
+  // Auth checked the signature; the claims themselves are held to the same rules.
+  let claims: JWTPayload;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    throw invalidToken();
+  }
+  return {
+    ...claims,
+    sub: user.id,
+    role: typeof user.role === "string" ? user.role : "authenticated",
+  };
+}
+
+/** A user access token expires and is meant for this project's users (aud). */
+function isUserToken(claims: JWTPayload): boolean {
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  return typeof claims.exp === "number" && aud.includes("authenticated");
 }
 
 /** Classifies the caller of a request (see the header of this file). */
@@ -173,19 +193,16 @@ export async function identifyCaller(req: Request, deps: AuthDeps): Promise<Call
     if (claims.role === "service_role") return { kind: "service" };
     if (claims.role === "anon") return { kind: "anon" };
     if (
-      claims.role !== "authenticated" || typeof claims.sub !== "string" || !UUID.test(claims.sub)
+      claims.role !== "authenticated" || typeof claims.sub !== "string" ||
+      !UUID_PATTERN.test(claims.sub) || !isUserToken(claims)
     ) {
       throw invalidToken();
     }
-    const rows = await deps.sql()<{ role: string; deleted_at: Date | null }[]>`
-      select role, deleted_at from public.users where id = ${claims.sub}`;
-    const profile = rows[0];
-    return {
-      kind: "user",
-      userId: claims.sub,
-      role: profile?.role ?? null,
-      isAdmin: profile?.role === "admin" && profile.deleted_at === null,
-    };
+    // Auth's truth at the moment of the decision (null: gone, soft-deleted or banned).
+    const [row] = await deps.sql()<{ role: string | null }[]>`
+      select user_sync.auth_role(${claims.sub}::uuid) as role`;
+    const role = row?.role ?? null;
+    return { kind: "user", userId: claims.sub, role, isAdmin: role === "admin" };
   }
   if (apikey && !bearer && !matchesAnyKey(apikey, config.publicKeys)) {
     throw new HttpError(401, "invalid_credentials", "The apikey header carries an unknown key.");

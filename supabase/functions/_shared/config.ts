@@ -7,6 +7,7 @@
 //   (legacy JWT keys), SUPABASE_JWKS (public keys for user JWTs).
 // Our own settings are all named USER_SYNC_*.
 import { z } from "zod";
+import { postgresDuration } from "./validation.ts";
 
 export type EnvReader = (name: string) => string | undefined;
 export type EnvInput = EnvReader | Record<string, string | undefined>;
@@ -189,10 +190,15 @@ const schema = z.object({
   USER_SYNC_DENIED_EMAIL_DOMAINS: domainList.optional(),
   USER_SYNC_HOOK_TIMEOUT_MS: intInRange(100, 4000).optional(),
   USER_SYNC_STATEMENT_TIMEOUT_MS: intInRange(100, 600000).optional(),
-  USER_SYNC_RECONCILE_STATEMENT_TIMEOUT: z.string().regex(
-    /^\d+\s*(ms|s|min|h)?$/,
-    "must be a Postgres duration such as 10min, 600s or 600000",
-  ).optional(),
+  USER_SYNC_RECONCILE_STATEMENT_TIMEOUT: z.string().transform((text, ctx) => {
+    const duration = postgresDuration(text);
+    if (duration !== null) return duration;
+    ctx.addIssue({
+      code: "custom",
+      message: "must be a Postgres duration such as 10min, 600s or 600000 (at most 2147483647 ms)",
+    });
+    return z.NEVER;
+  }).optional(),
   USER_SYNC_CORS_ALLOWED_ORIGINS: z.string().optional(),
 });
 
@@ -257,10 +263,7 @@ export function loadConfig(input?: EnvInput): Config {
     deniedEmailDomains: v.USER_SYNC_DENIED_EMAIL_DOMAINS ?? [],
     hookTimeoutMs: v.USER_SYNC_HOOK_TIMEOUT_MS ?? 1500,
     statementTimeoutMs: v.USER_SYNC_STATEMENT_TIMEOUT_MS ?? 8000,
-    reconcileStatementTimeout: (v.USER_SYNC_RECONCILE_STATEMENT_TIMEOUT ?? "10min").replace(
-      /\s+/g,
-      "",
-    ),
+    reconcileStatementTimeout: v.USER_SYNC_RECONCILE_STATEMENT_TIMEOUT ?? "10min",
     corsOrigins: origins.length === 0 || origins.includes("*") ? "*" : origins,
   };
 }

@@ -3,6 +3,7 @@
 // per function instance, created on first use.
 import postgres from "postgres";
 import { log } from "./log.ts";
+import { postgresDuration, UUID_PATTERN } from "./validation.ts";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 export type TransactionSql = postgres.TransactionSql<Record<string, never>>;
@@ -74,8 +75,6 @@ export function sqlState(err: unknown): string | null {
 // ---------------------------------------------------------------------------
 // Transactions in one round trip
 // ---------------------------------------------------------------------------
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * SQL literals for the few values `transaction` statements carry. Each accepts only
  * a strict shape (checked here, whatever the caller validated), so nothing else can
@@ -83,7 +82,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  */
 export const literal = {
   uuid(value: string): string {
-    if (!UUID_RE.test(value)) throw new TypeError("literal.uuid: not a uuid");
+    if (!UUID_PATTERN.test(value)) throw new TypeError("literal.uuid: not a uuid");
     return `'${value.toLowerCase()}'::uuid`;
   },
   bool(value: boolean): string {
@@ -95,12 +94,10 @@ export const literal = {
     if (!/^[a-z][a-z0-9_-]{0,39}$/.test(value)) throw new TypeError("literal.word: not a word");
     return `'${value}'`;
   },
-  /** A Postgres duration: milliseconds, or a number with ms, s, min or h. */
+  /** A Postgres duration (validation.ts: the rule the configuration is checked by). */
   duration(value: string | number): string {
-    const text = String(value);
-    if (!/^\d{1,9}(ms|s|min|h)?$/.test(text)) {
-      throw new TypeError("literal.duration: not a duration");
-    }
+    const text = postgresDuration(value);
+    if (text === null) throw new TypeError("literal.duration: not a duration");
     return `'${text}'`;
   },
 };

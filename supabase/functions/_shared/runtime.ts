@@ -72,13 +72,7 @@ export function defineFunction(def: FunctionDefinition): (options?: HandlerOptio
         config = loadConfig(options.env);
         return config;
       } catch (err) {
-        if (err instanceof ConfigError) {
-          configError = err;
-          log("error", fn, "configuration invalid", {
-            message: err.message,
-            variables: err.variables,
-          });
-        }
+        if (err instanceof ConfigError) configError = err;
         throw err;
       }
     };
@@ -170,8 +164,15 @@ export function defineFunction(def: FunctionDefinition): (options?: HandlerOptio
 export function toErrorResponse(err: unknown, fn: string): Response {
   if (err instanceof HttpError) return errorResponse(err);
   if (err instanceof ConfigError) {
+    // The log names the variables (never their values); the caller, who may be anyone
+    // (nobody can be authenticated without the configuration), learns nothing of them.
+    log("error", fn, "configuration invalid", { message: err.message, variables: err.variables });
     return errorResponse(
-      new HttpError(503, "misconfigured", err.message, { variables: err.variables }),
+      new HttpError(
+        503,
+        "misconfigured",
+        "The function is not configured correctly; its log names the setting to fix.",
+      ),
     );
   }
   if (err instanceof AuthUnavailableError) {

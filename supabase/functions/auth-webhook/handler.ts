@@ -2,7 +2,9 @@
 //  (a) Supabase Auth hooks, signed with Standard Webhooks:
 //      before_user_created  allow ({}), or reject by the email-domain policy with a
 //                           200 carrying {"error":{"http_code":403,"message"}}
-//      custom_access_token  adds the profile role as claim `user_role`; on any
+//      custom_access_token  adds the role Auth grants the user now as claim
+//                           `user_role` (user_sync.auth_role over auth.users, not the
+//                           mirror); a soft-deleted or banned user gets none; on any
 //                           failure (slow or absent database) the claims go back
 //                           unchanged, within the hook's 5 s budget; read-only
 //  (b) Database Webhook payloads {type, table, schema, record, old_record} for
@@ -15,11 +17,10 @@ import { isDbUnavailable, literal, sqlState, transaction } from "../_shared/db.t
 import { HttpError, json, parseJson, readJsonText, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+import { Uuid } from "../_shared/validation.ts";
 import { verifyWebhook, WebhookSignatureError } from "../_shared/webhook_signature.ts";
 
 export const FN = "auth-webhook";
-
-const Uuid = z.uuid();
 
 export const CustomAccessTokenPayload = z.object({
   user_id: Uuid,
@@ -129,9 +130,10 @@ async function customAccessToken(
   const started = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    // Read-only, with a short budget: Auth gives the hook 5 s in all.
-    const query = ctx.sql()<{ role: string; deleted_at: Date | null }[]>`
-      select role, deleted_at from public.users where id = ${payload.user_id}`;
+    // Read-only, with a short budget: Auth gives the hook 5 s in all. Auth's truth,
+    // not the mirror (which may lag): null when the user is gone, soft-deleted or banned.
+    const query = ctx.sql()<{ role: string | null }[]>`
+      select user_sync.auth_role(${payload.user_id}::uuid) as role`;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         query.cancel();
@@ -139,30 +141,22 @@ async function customAccessToken(
       }, ctx.config.hookTimeoutMs);
     });
     const rows = await Promise.race([query.execute(), timeout]);
-    const profile = rows[0];
-    if (!profile) {
+    const role = rows[0]?.role ?? null;
+    if (role === null) {
       ctx.log("warn", "claims unchanged", {
         hook: "custom_access_token",
         user_id: payload.user_id,
-        reason: "profile missing",
-      });
-      return json(200, { claims });
-    }
-    if (profile.deleted_at !== null) {
-      ctx.log("warn", "claims unchanged", {
-        hook: "custom_access_token",
-        user_id: payload.user_id,
-        reason: "profile soft-deleted",
+        reason: "auth user missing, soft-deleted or banned",
       });
       return json(200, { claims });
     }
     ctx.log("info", "claims extended", {
       hook: "custom_access_token",
       user_id: payload.user_id,
-      user_role: profile.role,
+      user_role: role,
       duration_ms: Math.round(performance.now() - started),
     });
-    return json(200, { claims: { ...claims, user_role: profile.role } });
+    return json(200, { claims: { ...claims, user_role: role } });
   } catch (err) {
     ctx.log("warn", "claims unchanged", {
       hook: "custom_access_token",

@@ -6,10 +6,12 @@
 import { createClient, isAuthApiError, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
-import { literal, sqlState, transaction } from "../_shared/db.ts";
+import { sqlState } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
+import { syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+import { AvatarUrl, ProfileName } from "../_shared/validation.ts";
 
 export const FN = "create-user";
 
@@ -29,26 +31,14 @@ function withTimeout(fetchImpl: typeof fetch, ms: number): typeof fetch {
   };
 }
 
-const httpUrl = z.string().max(2048).refine((v) => {
-  try {
-    const u = new URL(v);
-    return (u.protocol === "http:" || u.protocol === "https:") && !/[\s\p{Cc}]/u.test(v);
-  } catch {
-    return false;
-  }
-}, "must be an http(s) URL");
-
 export const CreateUserBody = z.strictObject({
   email: z.email().max(255).optional(),
   phone: z.string().regex(/^\+?[1-9]\d{6,14}$/, "must be an E.164 phone number").optional(),
   password: z.string().min(6).max(72).optional(),
   email_confirm: z.boolean().optional(),
   phone_confirm: z.boolean().optional(),
-  name: z.string().trim().min(1).max(200).refine(
-    (v) => !/\p{Cc}/u.test(v),
-    "must not contain control characters",
-  ).optional(),
-  avatar_url: httpUrl.optional(),
+  name: ProfileName.optional(),
+  avatar_url: AvatarUrl.optional(),
   role: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "must be a role name").optional(),
   // Auth stores user_metadata as jsonb, which cannot hold U+0000 (Auth would fail with
   // a 500 and we would answer 503 "try again" to an input that can never succeed).
@@ -62,15 +52,6 @@ export const CreateUserBody = z.strictObject({
   path: ["email"],
 });
 export type CreateUserInput = z.infer<typeof CreateUserBody>;
-
-/** user_sync.sync_user, then the profile, in one short transaction. */
-async function confirmProfile(ctx: FunctionContext, userId: string) {
-  const [[synced], [profile]] = await transaction(ctx.sql(), ctx.config.statementTimeoutMs, [
-    `select user_sync.sync_user(${literal.uuid(userId)}) as result`,
-    `select * from public.users where id = ${literal.uuid(userId)}`,
-  ]);
-  return { result: synced?.result as string, profile };
-}
 
 export const createCreateUserHandler = defineFunction({
   name: FN,
@@ -90,14 +71,27 @@ export const createCreateUserHandler = defineFunction({
     }
     const input = parsed.data;
 
-    if (input.role !== undefined) {
-      const [known] = await ctx.sql()<{ ok: boolean }[]>`
-        select exists (select 1 from user_sync.roles where role = ${input.role}) as ok`;
-      if (!known.ok) {
-        throw new HttpError(400, "invalid_input", "Invalid request body.", [
-          { path: "role", code: "unknown_role", message: "is not a known role (user_sync.roles)" },
-        ]);
+    if (input.role !== undefined || input.name !== undefined) {
+      const [known] = await ctx.sql()<{ role_ok: boolean; name_max_length: number }[]>`
+        select exists (select 1 from user_sync.roles where role = ${input.role ?? null}) as role_ok,
+               (select name_max_length from user_sync.config) as name_max_length`;
+      const issues = [];
+      if (input.role !== undefined && !known.role_ok) {
+        issues.push({
+          path: "role",
+          code: "unknown_role",
+          message: "is not a known role (user_sync.roles)",
+        });
       }
+      if (input.name !== undefined && [...input.name].length > known.name_max_length) {
+        issues.push({
+          path: "name",
+          code: "too_big",
+          message:
+            `must be at most ${known.name_max_length} characters (user_sync.config.name_max_length)`,
+        });
+      }
+      if (issues.length) throw new HttpError(400, "invalid_input", "Invalid request body.", issues);
     }
 
     const userMetadata: Record<string, unknown> = { ...(input.user_metadata ?? {}) };
@@ -123,7 +117,7 @@ export const createCreateUserHandler = defineFunction({
     ctx.log("info", "auth user created", { user_id: userId, role: input.role ?? null });
 
     try {
-      const { result, profile } = await confirmProfile(ctx, userId);
+      const { result, profile } = await syncProfile(ctx, userId);
       if (!profile) {
         throw Object.assign(new Error("profile missing after user_sync.sync_user"), {
           code: "P0002",

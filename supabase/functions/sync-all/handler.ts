@@ -1,12 +1,17 @@
 // sync-all: POST runs user_sync.reconcile() and answers its report; GET answers
 // user_sync.status(). Callers: the cron job (secret key) and admins.
+// Self-sync: POST {"user_id"} syncs that one user and answers {user: <profile>}; a
+// signed-in user may sync only themselves, admins and the secret key anyone.
 // All the work happens in SQL, set-based: no user list ever passes through here.
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
 import { literal, transaction } from "../_shared/db.ts";
 import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
-import { defineFunction } from "../_shared/runtime.ts";
+import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
+import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+import type { Caller } from "../_shared/auth.ts";
+import { parseInclude, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -14,6 +19,59 @@ const PostBody = z.strictObject({
   dry_run: z.boolean().optional(),
   source: z.literal("cron").optional(),
 });
+
+/** Self-sync: one user, by any uuid Postgres accepts. */
+const SelfSyncBody = z.strictObject({
+  user_id: z.string().max(64).transform((v, ctx) => {
+    const id = canonicalUuid(v);
+    if (id === null) {
+      ctx.addIssue({ code: "custom", message: "must be a uuid" });
+      return z.NEVER;
+    }
+    return id;
+  }),
+});
+
+/** The body of a self-sync request (an object with user_id), without consuming req. */
+async function selfSyncRequest(req: Request): Promise<unknown | null> {
+  if (req.method !== "POST") return null;
+  try {
+    const body = await readJson(req.clone(), { allowEmpty: true });
+    return body !== null && typeof body === "object" && "user_id" in body ? body : null;
+  } catch {
+    return null; // the reconcile path answers malformed bodies
+  }
+}
+
+/** POST {"user_id"}: sync_user for yourself (or anyone as admin / secret key). */
+async function syncOneUser(ctx: FunctionContext, caller: Caller, body: unknown) {
+  if (caller.kind === "none" || caller.kind === "anon") {
+    throw new HttpError(
+      401,
+      "unauthorized",
+      "Send your access token (Authorization: Bearer) to sync your profile.",
+    );
+  }
+  const parsed = SelfSyncBody.safeParse(body);
+  if (!parsed.success) {
+    throw new HttpError(
+      400,
+      "invalid_input",
+      "Invalid request body.",
+      zodDetails(parsed.error.issues),
+    );
+  }
+  const userId = parsed.data.user_id;
+  if (caller.kind === "user" && !caller.isAdmin && caller.userId.toLowerCase() !== userId) {
+    throw new HttpError(403, "forbidden", "You may sync only your own profile.");
+  }
+  const { result, profile } = await syncProfile(ctx, userId);
+  ctx.log("info", "user synced", { caller: caller.kind, result });
+  if (!profile) {
+    throw new HttpError(404, "not_found", "There is no auth user with this id.");
+  }
+  return json(200, { user: profile });
+}
 
 interface Report {
   run_id?: number;
@@ -37,12 +95,17 @@ export const createSyncAllHandler = defineFunction({
   methods: ["GET", "POST"],
   async handle(ctx, req) {
     const caller = await ctx.caller(req);
+    const selfSync = await selfSyncRequest(req);
+    if (selfSync !== null) return await syncOneUser(ctx, caller, selfSync);
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
+      // ?include=runs,errors adds the dashboard's lists (activity.ts).
+      const include = parseInclude(new URL(req.url));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
-      return json(200, row.status);
+      if (include.length === 0) return json(200, row.status);
+      return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
     const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));

@@ -1,0 +1,113 @@
+// The dashboard's data: everything it shows or changes, through the client package
+// (createUserSyncClient): profiles through the Data API under RLS with the signed-in user's
+// JWT; status, syncs, and the runs and open errors lists through the sync-all function
+// (user_sync is never exposed through the Data API). Nothing here holds a secret key: the
+// browser has the anon key and a user JWT. Every failure is a UserSyncError.
+import type { SupabaseClient } from "@supabase/supabase-js";
+import { createUserSyncClient } from "../../client.ts";
+import { fromFunctionResponse, UserSyncError } from "../../errors.ts";
+import type { ListUsersOptions, ListUsersResult, Profile, ReconcileReport, SyncStatus as BaseStatus } from "../../types.ts";
+
+export type { Profile };
+
+export interface HealthProblem {
+  code: string;
+  message: string;
+  hint: string;
+}
+
+/** A long heal still under way (present in status() only while one is unfinished). */
+export interface HealProgress {
+  examined?: number;
+  total?: number;
+  rate?: number;
+  eta?: number | string;
+  [key: string]: unknown;
+}
+
+export interface Run {
+  run_id: number;
+  source: string;
+  dry_run: boolean;
+  status: string;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  auth_users: number | null;
+  profiles: number | null;
+  inserted: number;
+  updated: number;
+  deleted: number;
+  unchanged: number;
+  errors: number;
+  error: string | null;
+}
+
+export interface OpenError {
+  id: number;
+  user_id: string | null;
+  email: string | null;
+  source: string;
+  sqlstate: string | null;
+  message: string;
+  occurred_at: string;
+  run_id: number | null;
+}
+
+/** user_sync.status() plus the dashboard's lists (sync-all GET ?include=runs,errors). */
+export interface SyncStatus extends BaseStatus {
+  health: { ok: boolean; problems: HealthProblem[] };
+  heal?: HealProgress | null;
+  runs?: Run[];
+  errors?: OpenError[];
+}
+
+/** The answer of a sync-all POST (a reconcile report; a bounded heal adds complete/remaining). */
+export type SyncReport = ReconcileReport & {
+  skipped?: boolean;
+  status?: string;
+  dry_run?: boolean;
+  inserted?: number;
+  updated?: number;
+  deleted?: number;
+  errors?: number;
+  duration_ms?: number;
+  complete?: boolean;
+  remaining?: number;
+  calls?: number;
+};
+
+/** What the dashboard needs from the backend; `createDashboardApi` is the real one. */
+export interface DashboardApi {
+  /** The signed-in user's profile, self-synced first when it is missing. */
+  getMyProfile(): Promise<Profile | null>;
+  updateMyProfile(patch: { name?: string | null; avatar_url?: string | null }): Promise<Profile>;
+  /** status() with the runs and open errors lists. */
+  status(): Promise<SyncStatus>;
+  syncAll(options: { dryRun: boolean }): Promise<SyncReport>;
+  listUsers(options: ListUsersOptions): Promise<ListUsersResult>;
+  setRole(id: string, role: string): Promise<Profile>;
+}
+
+export function createDashboardApi(supabase: SupabaseClient): DashboardApi {
+  const client = createUserSyncClient(supabase);
+  return {
+    getMyProfile: () => client.ensureMyProfile(),
+    updateMyProfile: (patch) => client.updateMyProfile(patch),
+    async status() {
+      // The client's status() is status() alone; the dashboard also wants the lists.
+      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors", { method: "GET" });
+      if (error) {
+        const context = (error as { context?: unknown }).context;
+        if (context instanceof Response) throw await fromFunctionResponse(context);
+        throw new UserSyncError(0, {
+          error: { code: "network_error", message: `Could not reach the sync-all function: ${error.message}` },
+        });
+      }
+      return data as SyncStatus;
+    },
+    syncAll: (options) => client.syncAll(options) as Promise<SyncReport>,
+    listUsers: (options) => client.listUsers(options),
+    setRole: (id, role) => client.setRole(id, role),
+  };
+}

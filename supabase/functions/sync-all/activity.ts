@@ -1,0 +1,67 @@
+// sync-all GET ?include=runs,errors: the recent runs and the open errors, for the admin
+// dashboard. user_sync is never exposed through the Data API, so the dashboard reads
+// these lists here, beside status(), with the same callers (secret key, admins).
+import type { Sql } from "../_shared/db.ts";
+import { HttpError } from "../_shared/http.ts";
+
+/** Lists a GET may add to status(), by name. */
+export const ACTIVITY_LISTS = ["runs", "errors"] as const;
+export type ActivityList = (typeof ACTIVITY_LISTS)[number];
+
+/** How many rows each list holds (newest first). */
+export const ACTIVITY_LIMIT = 50;
+
+/** The lists named by `?include=` (comma-separated); unknown names are a 400. */
+export function parseInclude(url: URL): ActivityList[] {
+  const raw = url.searchParams.getAll("include").flatMap((v) => v.split(","));
+  const names = raw.map((v) => v.trim()).filter((v) => v !== "");
+  const unknown = names.filter((n) => !(ACTIVITY_LISTS as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new HttpError(400, "invalid_input", "Unknown list in include.", {
+      include: { unknown, allowed: ACTIVITY_LISTS },
+    });
+  }
+  return [...new Set(names as ActivityList[])];
+}
+
+/** The recent runs (JSON numbers, not bigint strings) (dry, skipped and failed ones too), newest first. */
+export async function recentRuns(sql: Sql): Promise<unknown[]> {
+  const [{ list }] = await sql<{ list: unknown[] }[]>`
+    select coalesce(jsonb_agg(to_jsonb(x) order by x.run_id desc), '[]'::jsonb) as list
+    from (
+      select r.id as run_id, r.source, r.dry_run, r.status, r.started_at, r.finished_at,
+             r.duration_ms, r.auth_users, r.profiles, r.inserted, r.updated, r.deleted,
+             r.unchanged, r.errors, r.error
+      from user_sync.runs r
+      order by r.id desc
+      limit ${ACTIVITY_LIMIT}
+    ) x`;
+  return list;
+}
+
+/** The open (unresolved) errors, newest first, with the user's email when known. */
+export async function openErrors(sql: Sql): Promise<unknown[]> {
+  const [{ list }] = await sql<{ list: unknown[] }[]>`
+    select coalesce(jsonb_agg(to_jsonb(x) order by x.occurred_at desc, x.id desc), '[]'::jsonb) as list
+    from (
+      select e.id, e.user_id, u.email, e.source, e.sqlstate, e.message, e.occurred_at, e.run_id
+      from user_sync.errors e
+      left join auth.users u on u.id = e.user_id
+      where e.resolved_at is null
+      order by e.occurred_at desc, e.id desc
+      limit ${ACTIVITY_LIMIT}
+    ) x`;
+  return list;
+}
+
+/** status() plus the lists asked for. */
+export async function withActivity(
+  sql: Sql,
+  status: Record<string, unknown>,
+  include: ActivityList[],
+): Promise<Record<string, unknown>> {
+  const out = { ...status };
+  if (include.includes("runs")) out.runs = await recentRuns(sql);
+  if (include.includes("errors")) out.errors = await openErrors(sql);
+  return out;
+}
