@@ -5,10 +5,12 @@
 // table's foreign key or an admin's role change would.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { ADMIN_DB_URL, connect } from "./db.ts";
+import { dbUrl } from "../_support/db.ts";
 
-const AUTH_DB_URL = ADMIN_DB_URL.replace("supabase_admin:", "supabase_auth_admin:");
+const ADMIN_DB_URL = dbUrl("supabase_admin");
+const AUTH_DB_URL = dbUrl("supabase_auth_admin");
 const session = (url = ADMIN_DB_URL) => postgres(url, { max: 1, prepare: false, onnotice: () => {} });
+const connect = () => postgres(ADMIN_DB_URL, { max: 4, prepare: false, onnotice: () => {} });
 
 async function newUser(sql: postgres.Sql, tag: string): Promise<string> {
   const id = `ae17${crypto.randomUUID().slice(4)}`;
