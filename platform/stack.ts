@@ -87,6 +87,9 @@ User Sync for Supabase — local stack (development-only values, never valid in 
   const tty = Deno.stdout.isTerminal();
   let stopping = false;
   let lastLine = "";
+  // user_sync.health(): "health ok", or the problem codes (README "Troubleshooting" maps each to its fix).
+  const healthText = (h?: { ok?: boolean; problems?: { code: string }[] }) =>
+    !h ? "health unknown" : h.ok ? "health ok" : `HEALTH: ${(h.problems ?? []).map((p) => p.code).join(", ")}`;
   const tick = async () => {
     if (stopping) return;
     let line: string;
@@ -97,7 +100,7 @@ User Sync for Supabase — local stack (development-only values, never valid in 
         : "no run yet";
       line = `status: ${s.auth_users} auth users, ${s.profiles} profiles, ` +
         `drift ${s.missing} missing / ${s.drifted} drifted / ${s.orphaned} orphaned, ` +
-        `${s.open_errors} open errors, ${run}`;
+        `${s.open_errors} open errors, ${run}, ${healthText(s.health)}`;
     } catch (e) {
       line = `status: database unreachable (${e instanceof Error ? e.message : e})`;
     }

@@ -69,7 +69,7 @@ begin
   insert into user_sync.errors (user_id, source, run_id, sqlstate, message, detail)
   values (p_user_id, coalesce(p_source, 'unknown'), p_run_id, p_sqlstate,
           left(coalesce(p_message, 'unknown error'), 2000), left(p_detail, 2000));
-exception when others then
+exception when others or query_canceled then
   raise warning 'user_sync: could not record the failed sync of user % (%): %', p_user_id, p_message, sqlerrm;
 end
 $$;
