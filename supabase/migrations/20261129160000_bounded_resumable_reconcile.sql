@@ -262,7 +262,13 @@ create or replace function user_sync.reconcile_apply(
 language plpgsql
 set search_path = ''
 as $$
+declare
+  -- The ids' range as well: an index range scan, the ids a hashed filter on it.
+  v_lo uuid;
+  v_hi uuid;
 begin
+  select i into v_lo from unnest(p_ids) i order by i limit 1;
+  select i into v_hi from unnest(p_ids) i order by i desc limit 1;
   case p_step
   when 'insert' then
     execute format($q$
@@ -275,17 +281,18 @@ begin
           d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
           d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
         from (%s) d
-        where d.id = any($2)
+        where d.id between $3 and $4 and d.id = any($2)
         on conflict (id) do nothing
         returning xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.expected_profiles_sql())
-      into rows, writer using p_sync_ts, p_ids;
+      into rows, writer using p_sync_ts, p_ids, v_lo, v_hi;
   when 'update' then
     execute format($q$
       with todo as materialized (
         select x.* from (%s) x
-        where x.id = any($1) and x.profile_id = any($1) and x.drifted
+        where x.id between $3 and $4 and x.profile_id between $3 and $4
+          and x.id = any($1) and x.profile_id = any($1) and x.drifted
       ), done as (
         update public.users u set
           email = t.email,
@@ -303,21 +310,22 @@ begin
           updated_at = now(),
           synced_at = $2
         from todo t
-        where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
+        where u.id between $3 and $4 and u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
         returning u.xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
-      into rows, writer using p_ids, p_sync_ts;
+      into rows, writer using p_ids, p_sync_ts, v_lo, v_hi;
   when 'count' then
     execute format($q$
       select count(*) from (%s) x
-      where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
-      into rows using p_ids;
+      where x.id between $2 and $3 and x.profile_id between $2 and $3
+        and x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+      into rows using p_ids, v_lo, v_hi;
   when 'delete' then
     with done as (
       delete from public.users u
-      where u.id = any(p_ids)
-        and not exists (select 1 from auth.users au where au.id = any(p_ids) and au.id = u.id)
+      where u.id between v_lo and v_hi and u.id = any(p_ids)
+        and not exists (select 1 from auth.users au where au.id = u.id)
       returning 1
     )
     select count(*) into rows from done;
@@ -331,8 +339,8 @@ comment on function user_sync.reconcile_apply(text, uuid[], timestamptz) is
 revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz) from public, anon, authenticated;
 
 -- reconcile_apply, isolating failures: the set is tried whole (one statement, the
--- usual case); if it fails (a user deleted after the statement's snapshot, 23503; a
--- constraint the app added), it is split in halves and each half tried again, down
+-- usual case); if a row's data fails it (a user deleted after the statement's
+-- snapshot, 23503; a constraint or trigger the app added), it is split in halves and each half tried again, down
 -- to the failing rows, each recorded in user_sync.errors. k bad rows among n cost
 -- about 2k log2(n) small statements: the batch goes on at full speed.
 create or replace function user_sync.reconcile_apply_isolating(
@@ -367,6 +375,11 @@ begin
     return;
   exception when others then
     get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    -- Only a row's data can fail for one row and not another (integrity constraint,
+    -- data exception, an app trigger's raise); anything else fails the call.
+    if left(v_state, 2) not in ('22', '23', '44', 'P0') then
+      raise;
+    end if;
   end;
   if v_n = 1 then
     perform user_sync.record_error(p_ids[1], 'reconcile', v_state, v_message, format('step: %s', p_step), p_run_id);

@@ -50,6 +50,10 @@ export interface Config {
   statementTimeoutMs: number;
   /** statement_timeout of a reconcile run (the platform may cap statements). */
   reconcileStatementTimeout: string;
+  /** How long one sync-all POST keeps driving bounded reconcile calls (under the platform's 150 s). */
+  syncAllBudgetMs: number;
+  /** Budget of each bounded reconcile call (its transaction holds rows it wrote this long). */
+  reconcileCallMs: number;
   /** Allowed browser origins, or "*" for any. */
   corsOrigins: "*" | string[];
 }
@@ -74,6 +78,10 @@ export const ENV_VARIABLES = {
   USER_SYNC_STATEMENT_TIMEOUT_MS: "statement_timeout of short queries in ms (default 8000).",
   USER_SYNC_RECONCILE_STATEMENT_TIMEOUT: "statement_timeout of a reconcile run (default 10min).",
   USER_SYNC_CORS_ALLOWED_ORIGINS: "Comma-separated browser origins, or * (default *).",
+  USER_SYNC_SYNC_ALL_BUDGET_MS:
+    "How long one sync-all POST drives reconcile calls, in ms (default 120000, at most 140000).",
+  USER_SYNC_RECONCILE_CALL_MS:
+    "Budget of each reconcile call sync-all makes, in ms (default 1000, 100 to 2000).",
 } as const;
 
 const blank = (
@@ -194,6 +202,9 @@ const schema = z.object({
     "must be a Postgres duration such as 10min, 600s or 600000",
   ).optional(),
   USER_SYNC_CORS_ALLOWED_ORIGINS: z.string().optional(),
+  // The platform cuts a request at 150 s; a call may overrun its budget by 1.5 s.
+  USER_SYNC_SYNC_ALL_BUDGET_MS: intInRange(1000, 140000).optional(),
+  USER_SYNC_RECONCILE_CALL_MS: intInRange(100, 2000).optional(),
 });
 
 /**
@@ -261,6 +272,8 @@ export function loadConfig(input?: EnvInput): Config {
       /\s+/g,
       "",
     ),
+    syncAllBudgetMs: v.USER_SYNC_SYNC_ALL_BUDGET_MS ?? 120_000,
+    reconcileCallMs: v.USER_SYNC_RECONCILE_CALL_MS ?? 1000,
     corsOrigins: origins.length === 0 || origins.includes("*") ? "*" : origins,
   };
 }
