@@ -5,6 +5,7 @@
 #   npm run bench                              # 10k, 100k, 1M (the README table)
 #   npm run bench -- --sizes 10000,100000 --skip-http
 #   deno task bench --help
+#   npm run bench -- heal --sizes 1000000,10000000   # reconcile at scale (bench/heal.ts)
 # Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (.local/pg-bench).
 set -euo pipefail
 
@@ -41,4 +42,9 @@ $DB start --fresh
 trap '$DB stop || true' EXIT
 $DB push >/dev/null
 
-"$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --db-port "$USER_SYNC_DB_PORT" "$@"
+if [ "${1:-}" = heal ]; then
+  shift
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/heal.ts --db-port "$USER_SYNC_DB_PORT" "$@"
+else
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --db-port "$USER_SYNC_DB_PORT" "$@"
+fi
