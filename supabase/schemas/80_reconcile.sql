@@ -253,10 +253,12 @@ comment on function user_sync.reconcile_apply(text, uuid[], timestamptz) is
 revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz) from public, anon, authenticated;
 
 -- reconcile_apply, isolating failures: the set is tried whole (one statement, the
--- usual case); if a row's data fails it (a user deleted after the statement's
--- snapshot, 23503; a constraint or trigger the app added), it is split in halves and each half tried again, down
--- to the failing rows, each recorded in user_sync.errors. k bad rows among n cost
--- about 2k log2(n) small statements: the batch goes on at full speed.
+-- usual case). When a row's data fails it, the failing user is recorded in
+-- user_sync.errors and the set is tried again without that user: Postgres names it
+-- (a user deleted after the statement's snapshot: 23503 "Key (id)=(...)"; a check or
+-- not-null constraint: "Failing row contains (id, ..."). When it is not named (e.g. a
+-- unique index the app added), the set is split in halves down to the failing rows:
+-- k bad rows among n cost about 2k log2(n) small statements. The batch goes on.
 create or replace function user_sync.reconcile_apply_isolating(
   p_step text,
   p_ids uuid[],
@@ -270,45 +272,58 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_n integer := coalesce(cardinality(p_ids), 0);
+  v_ids uuid[] := coalesce(p_ids, '{}');
+  v_n integer;
   v_writer xid;
   v_state text;
   v_message text;
+  v_detail text;
+  v_failing uuid;
   v_left record;
   v_right record;
 begin
   rows := 0; failed := 0; writers := '{}';
-  if v_n = 0 then
-    return;
-  end if;
-  begin
-    select a.rows, a.writer into rows, v_writer from user_sync.reconcile_apply(p_step, p_ids, p_sync_ts) a;
-    if v_writer is not null then
-      writers := array[v_writer];
+  loop
+    v_n := cardinality(v_ids);
+    if v_n = 0 then
+      return;
     end if;
-    return;
-  exception when others then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    -- Only a row's data can fail for one row and not another (integrity constraint,
-    -- data exception, an app trigger's raise); anything else fails the call.
-    if left(v_state, 2) not in ('22', '23', '44', 'P0') then
-      raise;
-    end if;
-  end;
-  if v_n = 1 then
-    perform user_sync.record_error(p_ids[1], 'reconcile', v_state, v_message, format('step: %s', p_step), p_run_id);
-    failed := 1;
-    return;
-  end if;
-  select * into v_left from user_sync.reconcile_apply_isolating(p_step, p_ids[1:v_n / 2], p_sync_ts, p_run_id);
-  select * into v_right from user_sync.reconcile_apply_isolating(p_step, p_ids[v_n / 2 + 1:v_n], p_sync_ts, p_run_id);
-  rows := v_left.rows + v_right.rows;
-  failed := v_left.failed + v_right.failed;
-  writers := v_left.writers || v_right.writers;
+    begin
+      select a.rows, a.writer into v_left from user_sync.reconcile_apply(p_step, v_ids, p_sync_ts) a;
+      rows := rows + v_left.rows;
+      if v_left.writer is not null then
+        writers := writers || v_left.writer;
+      end if;
+      return;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
+      -- Only a row's data can fail for one row and not another (integrity constraint,
+      -- data exception, an app trigger's raise); anything else fails the call.
+      if left(v_state, 2) not in ('22', '23', '44', 'P0') then
+        raise;
+      end if;
+    end;
+    v_failing := case
+      when v_n = 1 then v_ids[1]
+      else (select m[1]::uuid from regexp_match(coalesce(v_detail, ''),
+              '^(?:Key \(id\)=\(|Failing row contains \()([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})') m)
+    end;
+    exit when v_failing is null or not v_failing = any(v_ids);
+    perform user_sync.record_error(v_failing, 'reconcile', v_state, v_message,
+      concat_ws('; ', 'step: ' || p_step, v_detail), p_run_id);
+    failed := failed + 1;
+    v_ids := array_remove(v_ids, v_failing);
+  end loop;
+  -- The failing row is not named: halves.
+  select * into v_left from user_sync.reconcile_apply_isolating(p_step, v_ids[1:v_n / 2], p_sync_ts, p_run_id);
+  select * into v_right from user_sync.reconcile_apply_isolating(p_step, v_ids[v_n / 2 + 1:v_n], p_sync_ts, p_run_id);
+  rows := rows + v_left.rows + v_right.rows;
+  failed := failed + v_left.failed + v_right.failed;
+  writers := writers || v_left.writers || v_right.writers;
 end
 $$;
 comment on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, bigint) is
-  'reconcile_apply for a set of users; a failing set is split until each failing user is isolated and recorded in user_sync.errors.';
+  'reconcile_apply for a set of users; each user whose row fails is recorded in user_sync.errors and the rest is applied.';
 revoke execute on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, bigint) from public, anon, authenticated;
 
 -- Open errors of users in the id range (p_after, p_upto] (other than this call's)
