@@ -34,17 +34,29 @@ const SIZES = flags.sizes!.split(",").map((x) => Number(x.replace(/_/g, ""))).fi
 const MAX = SIZES[SIZES.length - 1];
 const CALL_MS = Number(flags["call-ms"]);
 const DB_PORT = Number(flags["db-port"] ?? Deno.env.get("USER_SYNC_DB_PORT") ?? 54500);
-const cfg: DbConfig = { host: "127.0.0.1", port: DB_PORT, database: "postgres", password: "postgres" };
+const cfg: DbConfig = {
+  host: "127.0.0.1",
+  port: DB_PORT,
+  database: "postgres",
+  password: "postgres",
+};
 const dbUrl = `postgresql://postgres:postgres@127.0.0.1:${DB_PORT}/postgres`;
 const ROOT = new URL("..", import.meta.url).pathname;
 const admin = connect(cfg, "supabase_admin");
 const pg = connect(cfg, "postgres");
 const side = connect(cfg, "supabase_admin"); // Auth's writes racing a call
 const started = Date.now();
-const log = (m: string) => console.error(`[heal-bench ${((Date.now() - started) / 1000).toFixed(0).padStart(5)}s] ${m}`);
+const log = (m: string) =>
+  console.error(`[heal-bench ${((Date.now() - started) / 1000).toFixed(0).padStart(5)}s] ${m}`);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const fmtN = (n: number) => n.toLocaleString("en-US");
-const fmtS = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmtS = (
+  ms: number,
+) => (ms >= 10_000
+  ? `${(ms / 1000).toFixed(1)} s`
+  : ms >= 1000
+  ? `${(ms / 1000).toFixed(2)} s`
+  : `${ms.toFixed(0)} ms`);
 async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const t0 = performance.now();
   const value = await fn();
@@ -57,8 +69,13 @@ function check(scenario: string, ok: boolean, detail: string) {
 }
 async function checkClean(scenario: string, users: number) {
   const [{ s }] = await admin`select user_sync.status() as s`;
-  const ok = s.missing === 0 && s.orphaned === 0 && s.drifted === 0 && s.auth_users === users && s.profiles === users;
-  check(scenario, ok, `status(): auth ${s.auth_users}, profiles ${s.profiles}, missing ${s.missing}, orphaned ${s.orphaned}, drifted ${s.drifted}`);
+  const ok = s.missing === 0 && s.orphaned === 0 && s.drifted === 0 && s.auth_users === users &&
+    s.profiles === users;
+  check(
+    scenario,
+    ok,
+    `status(): auth ${s.auth_users}, profiles ${s.profiles}, missing ${s.missing}, orphaned ${s.orphaned}, drifted ${s.drifted}`,
+  );
 }
 
 /** Drives bounded calls (as sync-all and the heal command do) until complete. */
@@ -69,7 +86,9 @@ async function heal(label: string, extra?: (r: ReconcileReport) => Promise<void>
       budgetMs: Infinity,
       callMs: CALL_MS,
       call: async (maxMs) => {
-        const c = await time(() => pg`select user_sync.reconcile(false, 'bench', ${maxMs}::integer) as r`);
+        const c = await time(() =>
+          pg`select user_sync.reconcile(false, 'bench', ${maxMs}::integer) as r`
+        );
         callMs.push(c.ms);
         const r = c.value[0].r as ReconcileReport;
         if (extra) await extra(r);
@@ -78,8 +97,16 @@ async function heal(label: string, extra?: (r: ReconcileReport) => Promise<void>
     })
   );
   const r = t.value;
-  check(label, r.complete && r.status === "ok", `complete ${r.complete}, status ${r.status}, errors ${r.errors}`);
-  log(`${label}: ${fmtS(t.ms)} in ${r.calls} calls (longest ${fmtS(Math.max(...callMs))}); inserted ${r.inserted}, updated ${r.updated}, deleted ${r.deleted}`);
+  check(
+    label,
+    r.complete && r.status === "ok",
+    `complete ${r.complete}, status ${r.status}, errors ${r.errors}`,
+  );
+  log(
+    `${label}: ${fmtS(t.ms)} in ${r.calls} calls (longest ${
+      fmtS(Math.max(...callMs))
+    }); inserted ${r.inserted}, updated ${r.updated}, deleted ${r.deleted}`,
+  );
   return { ms: t.ms, calls: r.calls, longest_call_ms: Math.max(...callMs), report: r };
 }
 
@@ -90,7 +117,11 @@ const heapScan = async () =>
   })).ms;
 /** Row versions of public.users: unchanged fingerprint = no row written. */
 const versions = async () =>
-  String((await admin`select count(*) || ':' || sum(hashtext(xmin::text || ctid::text)) as v from public.users`)[0].v);
+  String(
+    (await admin`select count(*) || ':' || sum(hashtext(xmin::text || ctid::text)) as v from public.users`)[
+      0
+    ].v,
+  );
 
 // setup -------------------------------------------------------------------------------
 const machine = {
@@ -100,7 +131,11 @@ const machine = {
   postgres: String((await admin`select current_setting('server_version') as v`)[0].v),
   load_average_start: os.loadavg().map((x) => round(x)),
 };
-log(`machine: ${machine.cores} cores, ${machine.memory_gib} GiB, PostgreSQL ${machine.postgres}; sizes ${SIZES.map(fmtN).join(", ")}`);
+log(
+  `machine: ${machine.cores} cores, ${machine.memory_gib} GiB, PostgreSQL ${machine.postgres}; sizes ${
+    SIZES.map(fmtN).join(", ")
+  }`,
+);
 await admin.unsafe(readFileSync(`${ROOT}bench/sql/setup.sql`, "utf8"));
 await admin`create table if not exists bench.scratch_fk (id uuid primary key references auth.users (id), email text)`;
 await admin`truncate auth.users cascade`;
@@ -123,7 +158,9 @@ for (const size of SIZES) {
   // cold heal vs the FK-insert floor, side by side
   await admin`truncate bench.scratch_fk`;
   await admin`checkpoint`;
-  const floor = await time(() => admin`insert into bench.scratch_fk select id, email from auth.users`);
+  const floor = await time(() =>
+    admin`insert into bench.scratch_fk select id, email from auth.users`
+  );
   await admin`truncate bench.scratch_fk`;
   await admin`truncate public.users`;
   await admin`delete from user_sync.reconcile_progress`;
@@ -137,14 +174,22 @@ for (const size of SIZES) {
     cold_calls: cold.calls,
     cold_longest_call_ms: round(cold.longest_call_ms, 0),
   });
-  log(`cold heal ${fmtN(size)}: ${fmtS(cold.ms)} vs FK insert ${fmtS(floor.ms)} = ${round(cold.ms / floor.ms)}x`);
+  log(
+    `cold heal ${fmtN(size)}: ${fmtS(cold.ms)} vs FK insert ${fmtS(floor.ms)} = ${
+      round(cold.ms / floor.ms)
+    }x`,
+  );
   if (size !== MAX) continue;
 
   // first pass after the heal, steady no-ops, 1% drift vs the heap scan
   await admin`vacuum analyze public.users`;
   const scans: number[] = [await heapScan()];
   const first = await heal(`first pass after the heal ${fmtN(size)}`);
-  check("first pass after the heal", first.report.inserted! + first.report.updated! + first.report.deleted! === 0, JSON.stringify(first.report));
+  check(
+    "first pass after the heal",
+    first.report.inserted! + first.report.updated! + first.report.deleted! === 0,
+    JSON.stringify(first.report),
+  );
   scans.push(await heapScan());
   const noop: number[] = [];
   let longest = Math.max(cold.longest_call_ms, first.longest_call_ms);
@@ -157,15 +202,25 @@ for (const size of SIZES) {
     longest = Math.max(longest, n.longest_call_ms);
     scans.push(await heapScan());
   }
-  check("no-op writes nothing", !wrote, wrote ? "a no-op pass changed row versions of public.users" : "no row version changed");
+  check(
+    "no-op writes nothing",
+    !wrote,
+    wrote ? "a no-op pass changed row versions of public.users" : "no row version changed",
+  );
   // 1%: a third missing (profile deleted), a third drifted (email), a third orphaned... of
   // auth-owned data: name change in metadata (auth side)
   const pct = Math.round(size / 100);
   await admin.begin(async (tx) => {
     await tx`set local session_replication_role = replica`;
-    await tx`delete from public.users where id in (select id from public.users order by hashtext(id::text) limit ${Math.floor(pct / 3)})`;
-    await tx`update public.users set email = 'drift.' || email where id in (select id from public.users order by hashtext(id::text || 'e') limit ${Math.floor(pct / 3)})`;
-    await tx`update auth.users set raw_user_meta_data = raw_user_meta_data || '{"full_name": "Renamed"}' where id in (select id from auth.users order by hashtext(id::text || 'n') limit ${pct - 2 * Math.floor(pct / 3)})`;
+    await tx`delete from public.users where id in (select id from public.users order by hashtext(id::text) limit ${
+      Math.floor(pct / 3)
+    })`;
+    await tx`update public.users set email = 'drift.' || email where id in (select id from public.users order by hashtext(id::text || 'e') limit ${
+      Math.floor(pct / 3)
+    })`;
+    await tx`update auth.users set raw_user_meta_data = raw_user_meta_data || '{"full_name": "Renamed"}' where id in (select id from auth.users order by hashtext(id::text || 'n') limit ${
+      pct - 2 * Math.floor(pct / 3)
+    })`;
   });
   scans.push(await heapScan());
   const drift = await heal(`1% drift ${fmtN(size)}`);
@@ -183,15 +238,25 @@ for (const size of SIZES) {
     noop_rows_written: wrote ? "some" : 0,
     drift_ms: round(drift.ms, 0),
     drift_ratio: round(drift.ms / scan),
-    drift_report: { inserted: drift.report.inserted, updated: drift.report.updated, deleted: drift.report.deleted },
+    drift_report: {
+      inserted: drift.report.inserted,
+      updated: drift.report.updated,
+      deleted: drift.report.deleted,
+    },
     longest_call_ms: round(longest, 0),
   });
-  log(`heap scan ${fmtS(scan)}: first pass ${round(first.ms / scan)}x, no-op ${round(median(noop) / scan)}x, 1% drift ${round(drift.ms / scan)}x`);
+  log(
+    `heap scan ${fmtS(scan)}: first pass ${round(first.ms / scan)}x, no-op ${
+      round(median(noop) / scan)
+    }x, 1% drift ${round(drift.ms / scan)}x`,
+  );
 
   // Auth's hard delete and phone change of a user a running call touches: delete 5%
   // of profiles so calls write, and hit users just past the committed cursor.
   await admin`set session_replication_role = replica`;
-  await admin`delete from public.users where id in (select id from public.users order by hashtext(id::text || 'w') limit ${Math.round(size / 20)})`;
+  await admin`delete from public.users where id in (select id from public.users order by hashtext(id::text || 'w') limit ${
+    Math.round(size / 20)
+  })`;
   await admin`set session_replication_role = origin`;
   const waits: { op: string; ms: number }[] = [];
   let racing = true;
@@ -199,15 +264,19 @@ for (const size of SIZES) {
     let k = 0;
     while (racing) {
       await new Promise((r) => setTimeout(r, 150));
-      const [p] = await side`select coalesce(last_id, '00000000-0000-0000-0000-000000000000'::uuid) as after from user_sync.reconcile_progress where not dry_run and finished_at is null`;
+      const [p] =
+        await side`select coalesce(last_id, '00000000-0000-0000-0000-000000000000'::uuid) as after from user_sync.reconcile_progress where not dry_run and finished_at is null`;
       if (!p) continue;
-      const [u] = await side`select id from auth.users where id > ${p.after} order by id offset 300 limit 1`;
+      const [u] =
+        await side`select id from auth.users where id > ${p.after} order by id offset 300 limit 1`;
       if (!u) continue;
       const op = k++ % 2 === 0 ? "phone change" : "hard delete";
       const t = await time(() =>
         op === "hard delete"
           ? side`delete from auth.users where id = ${u.id}`
-          : side`update auth.users set phone = ${"1555" + String(k).padStart(7, "0")}, updated_at = now() where id = ${u.id}`
+          : side`update auth.users set phone = ${
+            "1555" + String(k).padStart(7, "0")
+          }, updated_at = now() where id = ${u.id}`
       );
       waits.push({ op, ms: t.ms });
     }
@@ -215,12 +284,21 @@ for (const size of SIZES) {
   const raced = await heal(`heal with Auth writes racing ${fmtN(size)}`);
   racing = false;
   await race;
-  const maxWait = (op: string) => round(Math.max(0, ...waits.filter((w) => w.op === op).map((w) => w.ms)), 0);
+  const maxWait = (op: string) =>
+    round(Math.max(0, ...waits.filter((w) => w.op === op).map((w) => w.ms)), 0);
   Object.assign(row, {
-    auth_wait_max_ms: { hard_delete: maxWait("hard delete"), phone_change: maxWait("phone change"), samples: waits.length },
+    auth_wait_max_ms: {
+      hard_delete: maxWait("hard delete"),
+      phone_change: maxWait("phone change"),
+      samples: waits.length,
+    },
     raced_heal_errors: raced.report.errors,
   });
-  log(`Auth writes during calls: ${waits.length}, longest wait: delete ${maxWait("hard delete")} ms, phone ${maxWait("phone change")} ms`);
+  log(
+    `Auth writes during calls: ${waits.length}, longest wait: delete ${
+      maxWait("hard delete")
+    } ms, phone ${maxWait("phone change")} ms`,
+  );
   const [{ n }] = await admin`select count(*)::int as n from auth.users`;
   generated = n;
   await heal(`settle ${fmtN(size)}`);
@@ -246,16 +324,26 @@ for (const size of SIZES) {
       const t = await time(() =>
         fetch(fn.url, {
           method: "POST",
-          headers: { authorization: `Bearer ${serviceKey}`, apikey: serviceKey, "content-type": "application/json" },
+          headers: {
+            authorization: `Bearer ${serviceKey}`,
+            apikey: serviceKey,
+            "content-type": "application/json",
+          },
           body: JSON.stringify({ source: "cron" }),
         })
       );
       const body = await t.value.json();
       clearInterval(poll);
       posts.push({
-        http: t.value.status, ms: round(t.ms, 0), calls: body.calls, complete: body.complete,
-        inserted: body.inserted, examined: body.progress?.examined, total: body.progress?.total,
-        longest_call_ms: body.longest_call_ms, rss_mb: round(procRssBytes(fn.proc.pid) / 2 ** 20, 1),
+        http: t.value.status,
+        ms: round(t.ms, 0),
+        calls: body.calls,
+        complete: body.complete,
+        inserted: body.inserted,
+        examined: body.progress?.examined,
+        total: body.progress?.total,
+        longest_call_ms: body.longest_call_ms,
+        rss_mb: round(procRssBytes(fn.proc.pid) / 2 ** 20, 1),
         peak_rss_mb: round(peak / 2 ** 20, 1),
       });
       log(`sync-all POST ${i + 1}: ${JSON.stringify(posts[posts.length - 1])}`);
@@ -273,6 +361,10 @@ results.duration_s = Math.round((Date.now() - started) / 1000);
 results.load_average_end = os.loadavg().map((x) => round(x));
 results.command = `npm run bench -- heal --sizes ${SIZES.join(",")}`;
 writeFileSync(flags.out!, JSON.stringify(results, null, 2) + "\n");
-log(`done in ${results.duration_s} s; ${checks.filter((c) => c.ok).length}/${checks.length} checks pass; ${flags.out}`);
+log(
+  `done in ${results.duration_s} s; ${
+    checks.filter((c) => c.ok).length
+  }/${checks.length} checks pass; ${flags.out}`,
+);
 await Promise.all([admin.end(), pg.end(), side.end()]);
 Deno.exit(checks.every((c) => c.ok) ? 0 : 1);

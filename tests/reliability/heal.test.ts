@@ -11,8 +11,14 @@
 // (A crash mid-heal: tests/reliability/faults.test.ts.)
 import assert from "node:assert/strict";
 import { localDbUrl } from "../../platform/local.ts";
-import { call, integration, serviceHeaders, testNoSecretsLogged, testStack } from "../functions/_helpers.ts";
-import { adminDb, envInt, figures, type Sql, sleep, syncStatus, waitFor } from "./_shared.ts";
+import {
+  call,
+  integration,
+  serviceHeaders,
+  testNoSecretsLogged,
+  testStack,
+} from "../functions/_helpers.ts";
+import { adminDb, envInt, figures, sleep, type Sql, syncStatus, waitFor } from "./_shared.ts";
 import { driveHeal, type ReconcileReport } from "../../supabase/functions/_shared/heal.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -42,13 +48,16 @@ async function cleanup(sql: Sql, prefix: string): Promise<void> {
 }
 
 async function countProfiles(sql: Sql, prefix: string): Promise<number> {
-  const [{ n }] = await sql.unsafe(`select count(*)::int as n from public.users where id::text like '${prefix}%'`);
+  const [{ n }] = await sql.unsafe(
+    `select count(*)::int as n from public.users where id::text like '${prefix}%'`,
+  );
   return n;
 }
 
 Deno.test({
   ...integration,
-  name: `sync-all stops at its budget (complete: false) and the next POST continues: ${HEAL_USERS} profiles, each once`,
+  name:
+    `sync-all stops at its budget (complete: false) and the next POST continues: ${HEAL_USERS} profiles, each once`,
   async fn() {
     const stack = await t.stack();
     const sql = adminDb(2);
@@ -59,21 +68,35 @@ Deno.test({
       const posts: Record<string, any>[] = [];
       for (let i = 0; i < 200; i++) {
         const t0 = performance.now();
-        const res = await call(stack, "sync-all", { method: "POST", headers: serviceHeaders(stack), json: {} });
+        const res = await call(stack, "sync-all", {
+          method: "POST",
+          headers: serviceHeaders(stack),
+          json: {},
+        });
         const ms = performance.now() - t0;
         assert.equal(res.status, 200, JSON.stringify(res.body));
         assert.equal(res.body.skipped, false);
-        assert.ok(ms < 1000 + 1500 + 1000, `a POST with a 1 s budget answered in ${Math.round(ms)} ms`);
-        for (const k of ["complete", "calls", "progress", "remaining", "inserted", "run_id", "status"]) {
+        assert.ok(
+          ms < 1000 + 1500 + 1000,
+          `a POST with a 1 s budget answered in ${Math.round(ms)} ms`,
+        );
+        for (
+          const k of ["complete", "calls", "progress", "remaining", "inserted", "run_id", "status"]
+        ) {
           assert.ok(k in res.body, `the report has ${k}`);
         }
-        assert.ok(res.body.progress.examined <= res.body.progress.total, JSON.stringify(res.body.progress));
+        assert.ok(
+          res.body.progress.examined <= res.body.progress.total,
+          JSON.stringify(res.body.progress),
+        );
         posts.push({ ...res.body, ms });
         if (i === 0) {
           assert.equal(res.body.complete, false, "the first POST ran out of its 1 s budget");
           const [{ s }] = await sql`select user_sync.status() as s`;
-          assert.ok(s.heal && s.heal.examined > 0 && s.heal.total >= s.heal.examined && s.heal.rate > 0,
-            `status() shows the unfinished heal: ${JSON.stringify(s.heal)}`);
+          assert.ok(
+            s.heal && s.heal.examined > 0 && s.heal.total >= s.heal.examined && s.heal.rate > 0,
+            `status() shows the unfinished heal: ${JSON.stringify(s.heal)}`,
+          );
         }
         if (res.body.complete) break;
       }
@@ -81,7 +104,11 @@ Deno.test({
       assert.equal(last.complete, true, "the heal completes over successive POSTs");
       assert.equal(last.remaining, 0);
       const inserted = posts.reduce((n, p) => n + p.inserted, 0);
-      assert.equal(inserted, HEAL_USERS, "the POSTs inserted every missing profile once between them");
+      assert.equal(
+        inserted,
+        HEAL_USERS,
+        "the POSTs inserted every missing profile once between them",
+      );
       assert.equal(await countProfiles(sql, prefix), HEAL_USERS);
       const after = await syncStatus(sql);
       assert.deepEqual([after.missing, after.drifted, after.orphaned], [0, 0, 0]);
@@ -102,7 +129,8 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "a user deleted after a batch's snapshot (23503) is isolated and recorded; the rest of the batch is inserted",
+  name:
+    "a user deleted after a batch's snapshot (23503) is isolated and recorded; the rest of the batch is inserted",
   async fn() {
     const sql = adminDb(2);
     const prefix = "4ea20000-0000-4000-8000-";
@@ -128,7 +156,8 @@ Deno.test({
       assert.equal(r.status, "errors");
       assert.equal(r.errors, 1, JSON.stringify(r));
       assert.equal(r.inserted, 49, "the other 49 of the batch are inserted");
-      const errors = await sql`select user_id::text, sqlstate from user_sync.errors where run_id = ${r.run_id}`;
+      const errors =
+        await sql`select user_id::text, sqlstate from user_sync.errors where run_id = ${r.run_id}`;
       assert.deepEqual(errors.map((e) => [e.user_id, e.sqlstate]), [[victim, "23503"]]);
       assert.equal(await countProfiles(sql, prefix), 49);
     } finally {
@@ -143,7 +172,8 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "Auth's hard deletes racing a bounded heal never derail it: it completes, every survivor healed, failures only for deleted users",
+  name:
+    "Auth's hard deletes racing a bounded heal never derail it: it completes, every survivor healed, failures only for deleted users",
   async fn() {
     const sql = adminDb(2);
     const auth = adminDb(1);
@@ -167,24 +197,36 @@ Deno.test({
         budgetMs: 120_000,
         callMs: 200,
         call: async (maxMs) => {
-          const [{ r }] = await sql`select user_sync.reconcile(false, 'test', ${maxMs}::integer) as r`;
+          const [{ r }] =
+            await sql`select user_sync.reconcile(false, 'test', ${maxMs}::integer) as r`;
           return r as ReconcileReport;
         },
       });
       racing = false;
       await deleter;
       assert.equal(report.complete, true, JSON.stringify(report));
-      const errors = await sql`select user_id::text as id, sqlstate from user_sync.errors where source = 'reconcile' and user_id::text like ${prefix + "%"}`;
+      const errors =
+        await sql`select user_id::text as id, sqlstate from user_sync.errors where source = 'reconcile' and user_id::text like ${
+          prefix + "%"
+        }`;
       const gone = new Set(deleted);
-      assert.ok(errors.every((e) => gone.has(e.id) && e.sqlstate === "23503"), JSON.stringify(errors.slice(0, 5)));
-      const [{ survivors }] = await sql.unsafe(`select count(*)::int as survivors from auth.users where id::text like '${prefix}%'`);
+      assert.ok(
+        errors.every((e) => gone.has(e.id) && e.sqlstate === "23503"),
+        JSON.stringify(errors.slice(0, 5)),
+      );
+      const [{ survivors }] = await sql.unsafe(
+        `select count(*)::int as survivors from auth.users where id::text like '${prefix}%'`,
+      );
       // The next pass heals whatever a delete interrupted; then all is in sync.
       await sql`select user_sync.reconcile(false, 'test')`;
       assert.equal(await countProfiles(sql, prefix), survivors);
       const after = await syncStatus(sql);
       assert.deepEqual([after.missing, after.drifted, after.orphaned], [0, 0, 0]);
       figures("heal: hard deletes racing a heal", {
-        users: n, deletes: deleted.length, calls: report.calls, isolated_failures: errors.length,
+        users: n,
+        deletes: deleted.length,
+        calls: report.calls,
+        isolated_failures: errors.length,
         longest_call_ms: report.longest_call_ms,
       });
     } finally {
@@ -197,7 +239,8 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "while a bounded call runs, Auth's hard delete and phone change of users it wrote wait at most 2.5 s",
+  name:
+    "while a bounded call runs, Auth's hard delete and phone change of users it wrote wait at most 2.5 s",
   async fn() {
     const sql = adminDb(2);
     const a = adminDb(1);
@@ -212,10 +255,12 @@ Deno.test({
       // Start a pass whose first batch holds our two users (theirs are the lowest ids).
       await sql`delete from user_sync.reconcile_progress`;
       const t0 = performance.now();
-      const running = (async () => await sql`select user_sync.reconcile(false, 'test', 1000) as r`)();
+      const running = (async () =>
+        await sql`select user_sync.reconcile(false, 'test', 1000) as r`)();
       // Wait until the call has written the two profiles (uncommitted: it holds them).
       await waitFor("the call to write its first batch", 10_000, async () => {
-        const [row] = await a`select 1 from pg_stat_activity where query like '%user_sync.reconcile(false, ''test'', 1000)%' and backend_xid is not null and pid <> pg_backend_pid()`;
+        const [row] =
+          await a`select 1 from pg_stat_activity where query like '%user_sync.reconcile(false, ''test'', 1000)%' and backend_xid is not null and pid <> pg_backend_pid()`;
         return row ? true : undefined;
       }, 5);
       await sleep(400); // its first batches are written (and held) by now; it runs 1 s
@@ -226,19 +271,31 @@ Deno.test({
       };
       const [deleteMs, phoneMs] = await Promise.all([
         timed(a, () => a`delete from auth.users where id = ${first}`),
-        timed(b, () => b`update auth.users set phone = '15550001234', updated_at = now() where id = ${second}`),
+        timed(
+          b,
+          () =>
+            b`update auth.users set phone = '15550001234', updated_at = now() where id = ${second}`,
+        ),
       ]);
       const [{ r }] = await running;
       const callMs = performance.now() - t0;
       assert.ok(deleteMs <= 2500, `hard delete waited ${Math.round(deleteMs)} ms`);
       assert.ok(phoneMs <= 2500, `phone change waited ${Math.round(phoneMs)} ms`);
       assert.ok(callMs <= 1000 + 1500, `the call took ${Math.round(callMs)} ms`);
-      assert.equal((await sql`select count(*)::int as n from public.users where id = ${first}`)[0].n, 0);
-      assert.equal((await sql`select phone from public.users where id = ${second}`)[0]?.phone, "15550001234",
-        "the phone change reached the profile");
+      assert.equal(
+        (await sql`select count(*)::int as n from public.users where id = ${first}`)[0].n,
+        0,
+      );
+      assert.equal(
+        (await sql`select phone from public.users where id = ${second}`)[0]?.phone,
+        "15550001234",
+        "the phone change reached the profile",
+      );
       figures("heal: Auth writes waiting on a bounded call", {
-        hard_delete_wait_ms: Math.round(deleteMs), phone_change_wait_ms: Math.round(phoneMs),
-        call_ms: Math.round(callMs), call_inserted: r.inserted,
+        hard_delete_wait_ms: Math.round(deleteMs),
+        phone_change_wait_ms: Math.round(phoneMs),
+        call_ms: Math.round(callMs),
+        call_inserted: r.inserted,
       });
     } finally {
       await cleanup(sql, prefix);
@@ -250,7 +307,8 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "the heal command: JSON lines off a terminal, Ctrl-C stops between calls, a second run continues to completion",
+  name:
+    "the heal command: JSON lines off a terminal, Ctrl-C stops between calls, a second run continues to completion",
   async fn() {
     const sql = adminDb(2);
     const prefix = "4ea50000-0000-4000-8000-";
@@ -260,7 +318,15 @@ Deno.test({
       await seedMissing(sql, prefix, n);
       const heal = () =>
         new Deno.Command(`${ROOT}node_modules/.bin/deno`, {
-          args: ["run", "--allow-all", `${ROOT}scripts/heal.ts`, "--db-url", localDbUrl(), "--call-ms", "100"],
+          args: [
+            "run",
+            "--allow-all",
+            `${ROOT}scripts/heal.ts`,
+            "--db-url",
+            localDbUrl(),
+            "--call-ms",
+            "100",
+          ],
           stdout: "piped",
           stderr: "piped",
         }).spawn();
@@ -288,7 +354,9 @@ Deno.test({
       await p1.stderr.cancel();
       const progress = lines.filter((l) => l.event === "heal progress");
       assert.ok(progress.length >= 1);
-      for (const k of ["examined", "total", "rate", "eta_seconds", "calls"]) assert.ok(k in progress[0], `progress line has ${k}`);
+      for (const k of ["examined", "total", "rate", "eta_seconds", "calls"]) {
+        assert.ok(k in progress[0], `progress line has ${k}`);
+      }
       const end1 = lines[lines.length - 1];
       assert.equal(end1.event, "heal stopped", JSON.stringify(end1));
       assert.equal(s1.code, 3, "a stopped heal exits 3");
@@ -299,10 +367,16 @@ Deno.test({
       // Second run: continues the same pass to the end.
       const out2 = await heal().output();
       assert.equal(out2.code, 0, new TextDecoder().decode(out2.stderr));
-      const lines2 = new TextDecoder().decode(out2.stdout).trim().split("\n").map((l) => JSON.parse(l));
+      const lines2 = new TextDecoder().decode(out2.stdout).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
       const end2 = lines2[lines2.length - 1];
       assert.equal(end2.event, "heal complete");
-      assert.equal(end1.inserted + end2.inserted, n, "the two runs inserted every profile once between them");
+      assert.equal(
+        end1.inserted + end2.inserted,
+        n,
+        "the two runs inserted every profile once between them",
+      );
       assert.equal(await countProfiles(sql, prefix), n);
     } finally {
       await cleanup(sql, prefix);
