@@ -364,7 +364,6 @@ as $$
 declare
   v_ids uuid[] := coalesce(p_ids, '{}');
   v_n integer;
-  v_writer xid;
   v_state text;
   v_message text;
   v_detail text;
