@@ -349,7 +349,7 @@ Deno.test({
       assert.ok(okRuns.every((r) => r.status === "ok"), "only good calls are recorded");
 
       figures("fault: database crash mid sync-all", {
-        profiles_written_before_crash: CRASH_USERS,
+        users_to_heal: CRASH_USERS,
         seed_ms: seedMs,
         crash_to_recovered_ms: recoveredMs,
         answer: `${res.status} ${res.body.error.code}`,
