@@ -158,8 +158,11 @@ begin
     or v_last.last_full_compare_at < now() - (select c.full_compare_every from user_sync.config c)
     or pg_current_xact_id()::text::bigint - v_last.horizon::text::bigint > 1000000000;
 
-  -- The planner's estimate (exact for a table never analyzed but small).
-  select case when c.reltuples >= 0 then c.reltuples::bigint end into v_total
+  -- The planner's estimate, scaled to the table's current size as the planner does
+  -- (counted when the table was never analyzed or was empty then, up to 100,000).
+  select case when c.relpages > 0 and c.reltuples > 0 then
+           (c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::integer))::bigint
+         end into v_total
   from pg_catalog.pg_class c where c.oid = 'auth.users'::regclass;
   if v_total is null then
     select count(*) into v_total from (select 1 from auth.users limit 100000) x;
