@@ -277,18 +277,30 @@ async function syncAllReconcile(label: string, users: number) {
   const poll = setInterval(() => {
     peak = Math.max(peak, procRssBytes(pid));
   }, 50);
-  const { ms, value: res } = await time(() =>
-    fetch(syncAll!.url, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${serviceKey}`,
-        apikey: serviceKey,
-        "content-type": "application/json",
-      },
-      body: "{}",
-    })
-  );
-  const body = await res.json();
+  // sync-all stops at its budget (120 s) with complete: false; the next POST (the cron
+  // job's next run) continues the same pass. Summed over the POSTs of one heal.
+  let posts = 0;
+  let inserted = 0;
+  let res: Response;
+  let body: Record<string, any>;
+  const { ms } = await time(async () => {
+    do {
+      res = await fetch(syncAll!.url, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${serviceKey}`,
+          apikey: serviceKey,
+          "content-type": "application/json",
+        },
+        body: "{}",
+      });
+      body = await res.json();
+      posts++;
+      inserted += body.inserted ?? 0;
+    } while (res.status === 200 && body.complete === false && !body.skipped && posts < 100);
+  });
+  body = { ...body!, inserted };
+  res = res!;
   clearInterval(poll);
   await new Promise((r) => setTimeout(r, 500));
   const rss = procRssBytes(pid);
@@ -303,6 +315,7 @@ async function syncAllReconcile(label: string, users: number) {
     rss_mb: round(rss / 2 ** 20, 1),
     peak_rss_mb: round(Math.max(peak, rss) / 2 ** 20, 1),
     ms: round(ms, 0),
+    posts,
   };
   log(
     `sync-all ${label}: ${fmtS(ms)}, RSS ${(rss / 2 ** 20).toFixed(1)} MB (peak ${

@@ -7,6 +7,7 @@
 #   deno task bench --help
 #   npm run bench -- --only-auth-latency       # only what our triggers cost Auth (bench/auth_latency.ts)
 #   npm run bench -- --skip-auth-latency       # leave that out
+#   npm run bench -- heal --sizes 1000000,10000000   # reconcile at scale (bench/heal.ts)
 # Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (default
 # `scripts/db.sh datadir pg-bench`: .local/pg-bench, or outside a checkout the cluster's
 # OS user cannot reach).
@@ -24,6 +25,8 @@ export DENO_NO_PACKAGE_JSON=1
 # --only-auth-latency / --skip-auth-latency are ours; the rest goes to bench/run.ts.
 AUTH_LATENCY=1
 RUN_MAIN=1
+HEAL=0
+if [ "${1:-}" = heal ]; then HEAL=1; shift; fi
 args=()
 for arg in "$@"; do
   if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
@@ -54,6 +57,10 @@ $DB start --fresh
 trap '$DB stop || true' EXIT
 $DB push >/dev/null
 
+if [ "$HEAL" = 1 ]; then
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/heal.ts --db-port "$USER_SYNC_DB_PORT" "${args[@]}"
+  exit
+fi
 if [ "$RUN_MAIN" = 1 ]; then
   "$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --db-port "$USER_SYNC_DB_PORT" "${args[@]}"
 fi

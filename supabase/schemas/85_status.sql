@@ -1,7 +1,8 @@
 -- -----------------------------------------------------------------------------
 -- user_sync.status: counts for dashboards and the sync-all GET endpoint. The counts
 -- come from one pass over both tables with the field rules (dynamic SQL: see
--- 30_field_rules.sql).
+-- 30_field_rules.sql). heal: the unfinished reconcile pass, if any (examined so far,
+-- total expected, users per second since it started, seconds left at that rate).
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.status() returns jsonb
 language plpgsql
@@ -24,6 +25,19 @@ begin
     'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
     'health', user_sync.health(),
     'version', user_sync.version(),
+    'heal', (
+      select jsonb_build_object(
+        'examined', h.examined, 'total', h.total, 'rate', h.rate,
+        'eta_seconds', case when h.rate > 0 and h.total is not null
+                            then ceil(greatest(h.total - h.examined, 0) / h.rate)::bigint end,
+        'started_at', h.started_at)
+      from (
+        select p.examined, p.total, p.started_at,
+               round(p.examined / greatest(extract(epoch from clock_timestamp() - p.started_at), 0.001), 1) as rate
+        from user_sync.reconcile_progress p
+        where not p.dry_run and p.finished_at is null
+      ) h
+    ),
     'last_run', (
       select jsonb_build_object(
         'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'status', r.status,
@@ -35,6 +49,6 @@ begin
 end
 $$;
 comment on function user_sync.status() is
-  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, last_run.';
+  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, heal {examined, total, rate, eta_seconds, started_at} (null when no reconcile pass is unfinished), last_run.';
 revoke execute on function user_sync.status() from public, anon, authenticated;
 grant execute on function user_sync.status() to service_role;

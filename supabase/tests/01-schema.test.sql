@@ -31,12 +31,12 @@ select has_schema('user_sync', 'schema user_sync exists');
 select has_table('user_sync', 'runs', 'user_sync.runs exists');
 select has_table('user_sync', 'errors', 'user_sync.errors exists');
 select function_returns('user_sync', 'sync_user', array['uuid'], 'text', 'sync_user(uuid) returns text');
-select function_returns('user_sync', 'reconcile', array['boolean', 'text'], 'jsonb', 'reconcile(boolean, text) returns jsonb');
+select function_returns('user_sync', 'reconcile', array['boolean', 'text', 'integer'], 'jsonb', 'reconcile(boolean, text, integer) returns jsonb');
 select function_returns('user_sync', 'status', array[]::text[], 'jsonb', 'status() returns jsonb');
 select is(
-  (select pg_get_function_arguments('user_sync.reconcile(boolean, text)'::regprocedure)),
-  'p_dry_run boolean DEFAULT false, p_source text DEFAULT ''manual''::text',
-  'reconcile defaults to a real, manual run');
+  (select pg_get_function_arguments('user_sync.reconcile(boolean, text, integer)'::regprocedure)),
+  'p_dry_run boolean DEFAULT false, p_source text DEFAULT ''manual''::text, p_max_ms integer DEFAULT NULL::integer',
+  'reconcile defaults to a real, manual, unbounded run');
 
 select is(
   (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace

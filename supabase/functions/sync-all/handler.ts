@@ -1,8 +1,10 @@
-// sync-all: POST runs user_sync.reconcile() and answers its report; GET answers
-// user_sync.status(). Callers: the cron job (secret key) and admins.
-// Self-sync: POST {"user_id"} syncs that one user and answers {user: <profile>}; a
-// signed-in user may sync only themselves, admins and the secret key anyone.
-// All the work happens in SQL, set-based: no user list ever passes through here.
+// sync-all: POST drives bounded user_sync.reconcile() calls (each its own short
+// transaction) until the pass is complete or the request's budget is spent, and
+// answers the summed report; the next POST (the cron job's next run) continues an
+// unfinished pass. GET answers user_sync.status(). Callers: the cron job (secret key)
+// and admins. Self-sync: POST {"user_id"} syncs that one user and answers
+// {user: <profile>}; a signed-in user may sync only themselves, admins and the secret
+// key anyone. All the work happens in SQL, set-based: no user list passes through here.
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
 import { literal, transaction } from "../_shared/db.ts";
@@ -10,6 +12,7 @@ import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+import { driveHeal, type HealReport, type ReconcileReport } from "../_shared/heal.ts";
 import type { Caller } from "../_shared/auth.ts";
 import { parseInclude, withActivity } from "./activity.ts";
 
@@ -82,23 +85,6 @@ async function syncOneUser(ctx: FunctionContext, caller: Caller, body: unknown) 
   return json(200, { user: profile });
 }
 
-interface Report {
-  run_id?: number;
-  source?: string;
-  dry_run?: boolean;
-  skipped?: boolean;
-  status?: string;
-  auth_users?: number;
-  profiles?: number;
-  inserted?: number;
-  updated?: number;
-  deleted?: number;
-  unchanged?: number;
-  errors?: number;
-  error?: string | null;
-  duration_ms?: number;
-}
-
 export const createSyncAllHandler = defineFunction({
   name: FN,
   methods: ["GET", "POST"],
@@ -141,14 +127,22 @@ export const createSyncAllHandler = defineFunction({
 
     const started = performance.now();
     ctx.log("info", "sync started", { source, dry_run: dryRun });
-    let report: Report;
+    let report: HealReport;
     try {
-      // A long run must not be cut by a platform-wide statement cap: its own
-      // statement_timeout, in the reconcile's transaction.
-      const [[row]] = await transaction(ctx.sql(), ctx.config.reconcileStatementTimeout, [
-        `select user_sync.reconcile(${literal.bool(dryRun)}, ${literal.word(source)}) as report`,
-      ]);
-      report = row.report as Report;
+      report = await driveHeal({
+        budgetMs: ctx.config.syncAllBudgetMs,
+        callMs: ctx.config.reconcileCallMs,
+        // Each call its own transaction (no lock of ours outlives it), with its own
+        // statement_timeout against a platform-wide cap.
+        call: async (maxMs) => {
+          const [[row]] = await transaction(ctx.sql(), ctx.config.reconcileStatementTimeout, [
+            `select user_sync.reconcile(${literal.bool(dryRun)}, ${literal.word(source)}, ${
+              literal.int(maxMs)
+            }) as report`,
+          ]);
+          return row.report as ReconcileReport;
+        },
+      });
     } catch (err) {
       ctx.log("error", "sync failed", {
         source,
@@ -171,6 +165,10 @@ export const createSyncAllHandler = defineFunction({
       unchanged: report.unchanged,
       errors: report.errors,
       duration_ms: report.duration_ms ?? Math.round(performance.now() - started),
+      complete: report.complete,
+      calls: report.calls,
+      examined: report.progress.examined,
+      total: report.progress.total,
     };
     if (report.skipped) {
       ctx.log("info", "sync skipped", {
@@ -183,7 +181,12 @@ export const createSyncAllHandler = defineFunction({
     }
     if (report.status === "failed") {
       ctx.log("error", "sync failed", { ...counts, error: report.error });
-      throw new HttpError(500, "sync_failed", "The reconcile failed; nothing was changed.", report);
+      throw new HttpError(
+        500,
+        "sync_failed",
+        "The reconcile failed; its last call changed nothing (earlier calls of this request are kept and the next run continues).",
+        report,
+      );
     }
     const synced = (report.inserted ?? 0) + (report.updated ?? 0) + (report.deleted ?? 0);
     if ((report.errors ?? 0) > 0 || report.status === "errors") {
@@ -194,7 +197,9 @@ export const createSyncAllHandler = defineFunction({
     } else {
       ctx.log("info", "sync completed", {
         ...counts,
-        message: `sync completed with ${synced} users ${dryRun ? "to sync (dry run)" : "synced"}`,
+        message: `sync ${
+          report.complete ? "completed" : "continues next run"
+        } with ${synced} users ${dryRun ? "to sync (dry run)" : "synced"}`,
       });
     }
     return json(200, report);
