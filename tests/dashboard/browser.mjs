@@ -268,7 +268,7 @@ describe("clear states", { concurrency: false }, () => {
       if (req.method() === "GET") {
         const res = await route.fetch();
         const body = await res.json();
-        if (healing) body.heal = { examined: 250_000, total: 1_000_000, rate: 50_000, eta: 15 };
+        if (healing) body.heal = { examined: 250_000, total: 1_000_000, rate: 50_000, eta_seconds: 15, started_at: new Date().toISOString() };
         return await route.fulfill({ response: res, json: body });
       }
       if (req.method() !== "POST") return await route.continue();

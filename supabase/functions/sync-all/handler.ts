@@ -14,7 +14,7 @@ import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 import { driveHeal, type HealReport, type ReconcileReport } from "../_shared/heal.ts";
 import type { Caller } from "../_shared/auth.ts";
-import { parseInclude, withActivity } from "./activity.ts";
+import { parseActivityQuery, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -96,8 +96,9 @@ export const createSyncAllHandler = defineFunction({
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
-      // ?include=runs,errors adds the dashboard's lists (activity.ts).
-      const include = parseInclude(new URL(req.url));
+      // ?include=runs,errors[&status=false]: the dashboard's lists (activity.ts).
+      const { include, withStatus } = parseActivityQuery(new URL(req.url));
+      if (!withStatus) return json(200, await withActivity(ctx.sql(), {}, include));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
       if (include.length === 0) return json(200, row.status);

@@ -37,7 +37,7 @@ function HealBar({ status, sync, report }: { status: SyncStatus | null; sync: Sy
   const pct = typeof done === "number" && typeof total === "number" && total > 0
     ? Math.max(0, Math.min(100, (done / total) * 100))
     : null;
-  const left = eta(heal?.eta);
+  const left = eta(heal?.eta_seconds ?? undefined);
   return (
     <div className="usd-progress" role="status" data-testid="sync-progress">
       <div className="usd-progress-label">

@@ -16,12 +16,14 @@ export interface HealthProblem {
   hint: string;
 }
 
-/** A long heal still under way (present in status() only while one is unfinished). */
+/** status().heal: the unfinished reconcile pass (null when none is under way). */
 export interface HealProgress {
   examined?: number;
-  total?: number;
+  total?: number | null;
+  /** Users examined per second so far. */
   rate?: number;
-  eta?: number | string;
+  eta_seconds?: number | null;
+  started_at?: string;
   [key: string]: unknown;
 }
 
