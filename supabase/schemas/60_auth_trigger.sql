@@ -99,8 +99,10 @@ begin
     end;
   end if;
 
-  -- What is left of this transaction's 2 s of lock waits.
-  v_budget_ms := coalesce(nullif(current_setting('user_sync.lock_budget_ms', true), '')::integer, 2000);
+  -- What is left of this transaction's 2 s of lock waits (a setting anyone could set:
+  -- read without a cast that could fail).
+  v_budget_ms := case when current_setting('user_sync.lock_budget_ms', true) ~ '^[0-9]{1,4}$'
+    then least(current_setting('user_sync.lock_budget_ms', true)::integer, 2000) else 2000 end;
   v_slice_ms := 10; -- the first wait is short: a waiting role change is found at once
   loop
     v_started := clock_timestamp();

@@ -3,7 +3,7 @@
 -- mirror's last_sign_in_at (the auth row's new xmin puts it in the incremental pass).
 -- A first sign-in, and any change to a mirrored column, syncs at once.
 begin;
-select plan(7);
+select plan(8);
 
 set local role supabase_auth_admin;
 set local search_path = auth;
@@ -44,6 +44,19 @@ select results_eq(
   $$select last_sign_in_at, email_confirmed_at from public.users where id = 'e2000000-0000-4000-8000-000000000001'$$,
   $$values ('2026-01-03 10:00:00+00'::timestamptz, '2026-01-03 10:00:00+00'::timestamptz)$$,
   'a sign-in that also changes a mirrored column syncs at once, last_sign_in_at included');
+
+-- The trigger's lock budget is a setting anyone in the session can set: garbage in it
+-- is a fresh budget, not an error in Auth's write.
+set local user_sync.lock_budget_ms = 'not a number';
+set local role supabase_auth_admin;
+set local search_path = auth;
+insert into users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+values ('e2000000-0000-4000-8000-000000000002', 'authenticated', 'authenticated', 'budget@example.com',
+        '{"provider": "email", "providers": ["email"]}', '{"full_name": "Budget"}', now(), now());
+reset role;
+set local search_path = public, extensions;
+select is((select name from public.users where id = 'e2000000-0000-4000-8000-000000000002'),
+  'Budget', 'a garbage lock budget setting neither fails the sign-up nor stops the sync');
 
 select * from finish();
 rollback;
