@@ -7,6 +7,7 @@
 // Run through `npm run bench` / `deno task bench` (scripts/bench.sh starts a dedicated
 // cluster). Directly: deno run -A bench/run.ts [--sizes 10000,100000,1000000] ...
 // (see --help).
+import { type FnProc, startFunction as startBenchFunction, stopFunction } from "./lib/functions.ts";
 import { parseArgs } from "node:util";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -211,59 +212,15 @@ const pgPid = await backendPid(pg);
 // ---------------------------------------------------------------------------
 const serviceKey = await apiKey("service_role", LOCAL_JWT_SECRET);
 const anonKey = await apiKey("anon", LOCAL_JWT_SECRET);
-interface FnProc {
-  proc: Deno.ChildProcess;
-  port: number;
-  url: string;
-  logFile: string;
-}
-async function startFunction(name: string, port: number): Promise<FnProc> {
-  const logFile = `${ROOT}.local/bench-${name}.log`;
-  mkdirSync(`${ROOT}.local`, { recursive: true });
-  // The function's log lines (one JSON line per request) go straight to a file: a
-  // pipe drained by this process would stall the server whenever we wait on wrk.
-  const proc = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'exec "$0" run --allow-all --no-check "$1" "$2" "$3" > "$4" 2>&1',
-      Deno.execPath(),
-      `${ROOT}bench/serve.ts`,
-      name,
-      String(port),
-      logFile,
-    ],
-    cwd: ROOT,
-    env: {
-      SUPABASE_URL: `http://127.0.0.1:${port}`,
-      SUPABASE_DB_URL: dbUrl,
-      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
-      SUPABASE_ANON_KEY: anonKey,
-      USER_SYNC_JWT_SECRET: LOCAL_JWT_SECRET,
-      USER_SYNC_HOOK_SECRET: LOCAL_HOOK_SECRET,
-      NO_COLOR: "1",
-    },
-    stdout: "null",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  const url = `http://127.0.0.1:${port}/functions/v1/${name}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(url, { method: "OPTIONS" });
-      await res.body?.cancel();
-      return { proc, port, url, logFile };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${name} did not start on port ${port}`);
-}
-async function stopFunction(f: FnProc) {
-  try {
-    f.proc.kill("SIGTERM");
-  } catch { /* gone */ }
-  await f.proc.status;
-}
+// One process per function, as the Edge Runtime serves it (bench/lib/functions.ts).
+const functionEnv = {
+  SUPABASE_DB_URL: dbUrl,
+  SUPABASE_SERVICE_ROLE_KEY: serviceKey,
+  SUPABASE_ANON_KEY: anonKey,
+  USER_SYNC_JWT_SECRET: LOCAL_JWT_SECRET,
+  USER_SYNC_HOOK_SECRET: LOCAL_HOOK_SECRET,
+};
+const startFunction = (name: string, port: number) => startBenchFunction(ROOT, name, port, functionEnv);
 
 // sync-all memory: RSS after a 10k reconcile and after a 1M reconcile, same process.
 let syncAll: FnProc | undefined;
