@@ -9,7 +9,7 @@
 // (see --help).
 import { type FnProc, startFunction as startBenchFunction, stopFunction } from "./lib/functions.ts";
 import { parseArgs } from "node:util";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import {
   backendPid,
