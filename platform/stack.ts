@@ -83,6 +83,16 @@ User Sync for Supabase — local stack (development-only values, never valid in 
   pg_cron job 'user-sync' calls sync-all every 5 minutes. Ctrl-C stops everything.
 `);
 
+  // What a deployer does once after installing (README "Deploying"): heal every existing
+  // user now rather than at the cron job's first run, so the mirror and health are
+  // current from the start. In the background; a large database continues at the next
+  // cron run (sync-all stops at its budget).
+  fetch(`${api.url}/functions/v1/sync-all`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${api.serviceRoleKey}`, "content-type": "application/json" },
+    body: "{}",
+  }).then((res) => res.body?.cancel()).catch(() => {});
+
   const sql = postgres(api.dbUrl, { max: 1, prepare: false, onnotice: () => {} });
   const tty = Deno.stdout.isTerminal();
   let stopping = false;
