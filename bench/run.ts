@@ -7,8 +7,9 @@
 // Run through `npm run bench` / `deno task bench` (scripts/bench.sh starts a dedicated
 // cluster). Directly: deno run -A bench/run.ts [--sizes 10000,100000,1000000] ...
 // (see --help).
+import { type FnProc, startFunction as startBenchFunction, stopFunction } from "./lib/functions.ts";
 import { parseArgs } from "node:util";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import {
   backendPid,
@@ -37,7 +38,22 @@ const HELP = `Usage: deno run -A bench/run.ts [options]
   --skip-seed --skip-signup --skip-http --skip-memory   leave a scenario out
   --db-port N           database port (default USER_SYNC_DB_PORT or 54500)
   --api-port N          first port for the functions (default 54510)
-  --out FILE            JSON results (default bench/results.json); markdown next to it (RESULTS.md)`;
+  --out FILE            JSON results (default bench/results.json); markdown next to it (RESULTS.md)
+  --scenario search     only the admin search scenario (bench/search.ts; --scenario search --help)`;
+
+// Scenarios in files of their own: `npm run bench -- --scenario search [...]` (bench/search.ts).
+const SCENARIOS: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  search: () => import("./search.ts"),
+};
+if (Deno.args.includes("--scenario")) {
+  const name = Deno.args[Deno.args.indexOf("--scenario") + 1];
+  if (!(name in SCENARIOS)) {
+    console.error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+    Deno.exit(2);
+  }
+  await (await SCENARIOS[name]()).main(Deno.args);
+  Deno.exit(0);
+}
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -196,59 +212,15 @@ const pgPid = await backendPid(pg);
 // ---------------------------------------------------------------------------
 const serviceKey = await apiKey("service_role", LOCAL_JWT_SECRET);
 const anonKey = await apiKey("anon", LOCAL_JWT_SECRET);
-interface FnProc {
-  proc: Deno.ChildProcess;
-  port: number;
-  url: string;
-  logFile: string;
-}
-async function startFunction(name: string, port: number): Promise<FnProc> {
-  const logFile = `${ROOT}.local/bench-${name}.log`;
-  mkdirSync(`${ROOT}.local`, { recursive: true });
-  // The function's log lines (one JSON line per request) go straight to a file: a
-  // pipe drained by this process would stall the server whenever we wait on wrk.
-  const proc = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'exec "$0" run --allow-all --no-check "$1" "$2" "$3" > "$4" 2>&1',
-      Deno.execPath(),
-      `${ROOT}bench/serve.ts`,
-      name,
-      String(port),
-      logFile,
-    ],
-    cwd: ROOT,
-    env: {
-      SUPABASE_URL: `http://127.0.0.1:${port}`,
-      SUPABASE_DB_URL: dbUrl,
-      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
-      SUPABASE_ANON_KEY: anonKey,
-      USER_SYNC_JWT_SECRET: LOCAL_JWT_SECRET,
-      USER_SYNC_HOOK_SECRET: LOCAL_HOOK_SECRET,
-      NO_COLOR: "1",
-    },
-    stdout: "null",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  const url = `http://127.0.0.1:${port}/functions/v1/${name}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(url, { method: "OPTIONS" });
-      await res.body?.cancel();
-      return { proc, port, url, logFile };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${name} did not start on port ${port}`);
-}
-async function stopFunction(f: FnProc) {
-  try {
-    f.proc.kill("SIGTERM");
-  } catch { /* gone */ }
-  await f.proc.status;
-}
+// One process per function, as the Edge Runtime serves it (bench/lib/functions.ts).
+const functionEnv = {
+  SUPABASE_DB_URL: dbUrl,
+  SUPABASE_SERVICE_ROLE_KEY: serviceKey,
+  SUPABASE_ANON_KEY: anonKey,
+  USER_SYNC_JWT_SECRET: LOCAL_JWT_SECRET,
+  USER_SYNC_HOOK_SECRET: LOCAL_HOOK_SECRET,
+};
+const startFunction = (name: string, port: number) => startBenchFunction(ROOT, name, port, functionEnv);
 
 // sync-all memory: RSS after a 10k reconcile and after a 1M reconcile, same process.
 let syncAll: FnProc | undefined;
@@ -262,18 +234,30 @@ async function syncAllReconcile(label: string, users: number) {
   const poll = setInterval(() => {
     peak = Math.max(peak, procRssBytes(pid));
   }, 50);
-  const { ms, value: res } = await time(() =>
-    fetch(syncAll!.url, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${serviceKey}`,
-        apikey: serviceKey,
-        "content-type": "application/json",
-      },
-      body: "{}",
-    })
-  );
-  const body = await res.json();
+  // sync-all stops at its budget (120 s) with complete: false; the next POST (the cron
+  // job's next run) continues the same pass. Summed over the POSTs of one heal.
+  let posts = 0;
+  let inserted = 0;
+  let res: Response;
+  let body: Record<string, any>;
+  const { ms } = await time(async () => {
+    do {
+      res = await fetch(syncAll!.url, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${serviceKey}`,
+          apikey: serviceKey,
+          "content-type": "application/json",
+        },
+        body: "{}",
+      });
+      body = await res.json();
+      posts++;
+      inserted += body.inserted ?? 0;
+    } while (res.status === 200 && body.complete === false && !body.skipped && posts < 100);
+  });
+  body = { ...body!, inserted };
+  res = res!;
   clearInterval(poll);
   await new Promise((r) => setTimeout(r, 500));
   const rss = procRssBytes(pid);
@@ -288,6 +272,7 @@ async function syncAllReconcile(label: string, users: number) {
     rss_mb: round(rss / 2 ** 20, 1),
     peak_rss_mb: round(Math.max(peak, rss) / 2 ** 20, 1),
     ms: round(ms, 0),
+    posts,
   };
   log(
     `sync-all ${label}: ${fmtS(ms)}, RSS ${(rss / 2 ** 20).toFixed(1)} MB (peak ${

@@ -83,10 +83,23 @@ User Sync for Supabase — local stack (development-only values, never valid in 
   pg_cron job 'user-sync' calls sync-all every 5 minutes. Ctrl-C stops everything.
 `);
 
+  // What a deployer does once after installing (README "Deploying"): heal every existing
+  // user now rather than at the cron job's first run, so the mirror and health are
+  // current from the start. In the background; a large database continues at the next
+  // cron run (sync-all stops at its budget).
+  fetch(`${api.url}/functions/v1/sync-all`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${api.serviceRoleKey}`, "content-type": "application/json" },
+    body: "{}",
+  }).then((res) => res.body?.cancel()).catch(() => {});
+
   const sql = postgres(api.dbUrl, { max: 1, prepare: false, onnotice: () => {} });
   const tty = Deno.stdout.isTerminal();
   let stopping = false;
   let lastLine = "";
+  // user_sync.health(): "health ok", or the problem codes (README "Troubleshooting" maps each to its fix).
+  const healthText = (h?: { ok?: boolean; problems?: { code: string }[] }) =>
+    !h ? "health unknown" : h.ok ? "health ok" : `HEALTH: ${(h.problems ?? []).map((p) => p.code).join(", ")}`;
   const tick = async () => {
     if (stopping) return;
     let line: string;
@@ -97,7 +110,7 @@ User Sync for Supabase — local stack (development-only values, never valid in 
         : "no run yet";
       line = `status: ${s.auth_users} auth users, ${s.profiles} profiles, ` +
         `drift ${s.missing} missing / ${s.drifted} drifted / ${s.orphaned} orphaned, ` +
-        `${s.open_errors} open errors, ${run}`;
+        `${s.open_errors} open errors, ${run}, ${healthText(s.health)}`;
     } catch (e) {
       line = `status: database unreachable (${e instanceof Error ? e.message : e})`;
     }

@@ -5,6 +5,9 @@
 #   npm run bench                              # 10k, 100k, 1M (the README table)
 #   npm run bench -- --sizes 10000,100000 --skip-http
 #   deno task bench --help
+#   npm run bench -- --only-auth-latency       # only what our triggers cost Auth (bench/auth_latency.ts)
+#   npm run bench -- --skip-auth-latency       # leave that out
+#   npm run bench -- heal --sizes 1000000,10000000   # reconcile at scale (bench/heal.ts)
 # Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (default
 # `scripts/db.sh datadir pg-bench`: .local/pg-bench, or outside a checkout the cluster's
 # OS user cannot reach).
@@ -19,10 +22,18 @@ export USER_SYNC_PGDATA="${USER_SYNC_BENCH_PGDATA:-$($DB datadir pg-bench)}"
 # Deno would fetch them again and warn about their install scripts. Imports live in deno.json.
 export DENO_NO_PACKAGE_JSON=1
 
+# --only-auth-latency / --skip-auth-latency are ours; the rest goes to bench/run.ts.
+AUTH_LATENCY=1
+RUN_MAIN=1
+HEAL=0
+if [ "${1:-}" = heal ]; then HEAL=1; shift; fi
+args=()
 for arg in "$@"; do
   if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
     exec "$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --help
-  fi
+  elif [ "$arg" = "--only-auth-latency" ]; then RUN_MAIN=0
+  elif [ "$arg" = "--skip-auth-latency" ]; then AUTH_LATENCY=0
+  else args+=("$arg"); fi
 done
 
 $DB install
@@ -46,4 +57,19 @@ $DB start --fresh
 trap '$DB stop || true' EXIT
 $DB push >/dev/null
 
-"$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --db-port "$USER_SYNC_DB_PORT" "$@"
+if [ "$HEAL" = 1 ]; then
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/heal.ts --db-port "$USER_SYNC_DB_PORT" "${args[@]}"
+  exit
+fi
+if [ "$RUN_MAIN" = 1 ]; then
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/run.ts --db-port "$USER_SYNC_DB_PORT" "${args[@]}"
+fi
+# What our triggers cost Auth (pgbench, Debian's postgresql-15 has it), on a fresh cluster of its own.
+if [ "$AUTH_LATENCY" = 1 ]; then
+  if [ "$RUN_MAIN" = 1 ]; then
+    $DB stop >/dev/null
+    $DB start --fresh
+    $DB push >/dev/null
+  fi
+  "$ROOT/node_modules/.bin/deno" run --allow-all bench/auth_latency.ts --db-port "$USER_SYNC_DB_PORT"
+fi

@@ -79,8 +79,11 @@ cmd_install() {
       fi
     fi
   done
-  if [ ! -x "$SUPABASE" ] || [ ! -x "$ROOT/node_modules/.bin/deno" ]; then
-    log "installing npm tools (deno, supabase CLI)"
+  # npm packages: missing, or older than package-lock.json (a pull changed them).
+  if [ ! -x "$SUPABASE" ] || [ ! -x "$ROOT/node_modules/.bin/deno" ] ||
+     [ ! -f "$ROOT/node_modules/.package-lock.json" ] ||
+     [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+    log "installing npm packages (deno, supabase CLI, the client and dashboard workspaces)"
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }

@@ -4,7 +4,7 @@
 // Auth's admin listUsers does), checks each user with its own query, and inserts each
 // missing one with its own statement (each one a transaction, as every PostgREST call
 // is). The profile fields are computed in the app, with the same rules as
-// user_sync.auth_profiles, so that the result passes the same correctness check.
+// user_sync.expected_profiles_sql(), so that the result passes the same correctness check.
 //
 // It runs over a plain SQL connection (postgres.js, prepared statements), which is
 // kinder to it than the seed's HTTP round trips through Auth and PostgREST.

@@ -1,8 +1,9 @@
 -- Differential check used while optimising the field rules: random hostile metadata
 -- (control and invisible characters, blank candidates, wrong JSON types, odd
 -- provider arrays, long strings) must give the same profile under a reference
--- definition of user_sync.auth_profiles (schema bench_ref, bench/sql/reference_views.sql) and the
--- current one. Runs in a transaction that is rolled back.
+-- definition of the expected profiles (schema bench_ref, bench/sql/reference_views.sql) and the
+-- current field rules (user_sync.expected_profiles_sql(), as a temporary view). Runs in a
+-- transaction that is rolled back.
 begin;
 select setseed(0.4242);
 set local session_replication_role = replica;
@@ -54,10 +55,12 @@ select gen_random_uuid(), 'authenticated', 'authenticated',
   now(), now(), random() < 0.1, case when random() < 0.05 then now() end
 from generate_series(1, :n) i;
 create temp table ids as select id from auth.users where created_at = now();
+-- The current rules as a view for this transaction only (temporary: gone at rollback).
+do $$ begin execute format('create temp view expected_profiles as %s', user_sync.expected_profiles_sql()); end $$;
 select count(*) as hostile_users,
   (select count(*) from (
-     (select o.* from bench_ref.auth_profiles o join ids using (id) except all select n.* from user_sync.auth_profiles n join ids using (id))
+     (select o.* from bench_ref.auth_profiles o join ids using (id) except all select n.* from pg_temp.expected_profiles n join ids using (id))
      union all
-     (select n.* from user_sync.auth_profiles n join ids using (id) except all select o.* from bench_ref.auth_profiles o join ids using (id))) x) as differing_profiles
+     (select n.* from pg_temp.expected_profiles n join ids using (id) except all select o.* from bench_ref.auth_profiles o join ids using (id))) x) as differing_profiles
 from ids;
 rollback;

@@ -52,16 +52,6 @@ type AnySupabaseClient = SupabaseClient<any, any, any>;
 
 const SORTABLE = new Set(["created_at", "email", "name", "last_sign_in_at", "role"]);
 const MAX_PAGE_SIZE = 1000;
-/**
- * Supabase's default Data API max_rows: up to this many rows count=estimated counts
- * exactly, above it the answer is the planner's estimate.
- */
-export const ESTIMATE_ABOVE = 1000;
-
-function isEstimate(count: string, total: number | null): boolean {
-  return count === "estimated" && (total ?? 0) > ESTIMATE_ABOVE;
-}
-
 /** Concurrent ensureMyProfile calls per SupabaseClient and user: one request. */
 const inflight = new WeakMap<object, Map<string, Promise<Profile | null>>>();
 
@@ -192,41 +182,29 @@ export function createUserSyncClient(supabase: AnySupabaseClient): UserSyncClien
     async listUsers(options = {}) {
       const page = Math.max(1, Math.floor(options.page ?? 1));
       const pageSize = Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(options.pageSize ?? 50)));
-      const order = options.orderBy ?? { column: "created_at", ascending: false };
+      const order = options.orderBy ?? { column: "created_at" as const, ascending: false };
       if (!SORTABLE.has(order.column)) {
         throw new UserSyncError(400, {
           error: { code: "invalid_input", message: `Cannot sort by ${String(order.column)}.` },
         });
       }
-      const search = options.search?.trim() ?? "";
-      // Exact counts when searching or filtering by role/provider; for the plain list,
-      // PostgREST's count=estimated (exact up to max_rows, the planner's estimate above).
-      const exact = search !== "" || options.role !== undefined || options.provider !== undefined;
-      const count = exact ? "exact" : "estimated";
-      // deno-lint-ignore no-explicit-any
-      const filtered = (query: any) => {
-        if (search !== "") {
-          const pattern = ilikeContains(search);
-          query = query.or(`email.ilike.${pattern},name.ilike.${pattern}`);
-        }
-        if (options.role !== undefined) query = query.eq("role", options.role);
-        if (options.provider !== undefined) query = query.eq("provider", options.provider);
-        if (!options.includeDeleted) query = query.is("deleted_at", null);
-        return query;
+      // One RPC (public.list_users): under RLS the planner may not use the trigram
+      // indexes for ILIKE, so a Data API filter would read every profile.
+      const args: Database["public"]["Functions"]["list_users"]["Args"] = {
+        p_order_by: order.column,
+        p_ascending: order.ascending ?? true,
+        p_limit: pageSize,
+        p_offset: (page - 1) * pageSize,
+        p_include_deleted: options.includeDeleted ?? false,
       };
-      const from = (page - 1) * pageSize;
-      const { data, error, status, count: total } = await filtered(users().select("*", { count }))
-        .order(order.column, { ascending: order.ascending ?? true })
-        .order("id", { ascending: true })
-        .range(from, from + pageSize - 1);
-      if (error && status === 416) {
-        // A page past the end: PostgREST answers 416; the page is empty, the total stands.
-        const head = await filtered(users().select("id", { count, head: true }));
-        if (head.error) throw fromPostgrestError(head.status, head.error);
-        return { users: [], total: head.count ?? 0, totalIsEstimate: isEstimate(count, head.count) };
-      }
+      const search = options.search?.trim() ?? "";
+      if (search !== "") args.p_search = search;
+      if (options.role !== undefined) args.p_role = options.role;
+      if (options.provider !== undefined) args.p_provider = options.provider;
+      const { data, error, status } = await db.rpc("list_users", args);
       if (error) throw fromPostgrestError(status, error);
-      return { users: (data ?? []) as Profile[], total: total ?? 0, totalIsEstimate: isEstimate(count, total) };
+      const answer = data as unknown as { users: Profile[]; total: number; total_is_estimate: boolean };
+      return { users: answer.users, total: answer.total, totalIsEstimate: answer.total_is_estimate };
     },
 
     async setRole(id, role) {

@@ -74,7 +74,19 @@ export type Database = {
       [_ in never]: never
     }
     Functions: {
-      [_ in never]: never
+      list_users: {
+        Args: {
+          p_ascending?: boolean
+          p_include_deleted?: boolean
+          p_limit?: number
+          p_offset?: number
+          p_order_by?: string
+          p_provider?: string
+          p_role?: string
+          p_search?: string
+        }
+        Returns: Json
+      }
     }
     Enums: {
       [_ in never]: never

@@ -21,7 +21,7 @@ export type Role = "user" | "admin" | (string & {});
 export type UserSortColumn = "created_at" | "email" | "name" | "last_sign_in_at" | "role";
 
 export interface ListUsersOptions {
-  /** Case-insensitive substring of email or name (3+ characters use the trigram index). */
+  /** Case-insensitive substring of email or name, taken literally (3+ characters use the trigram indexes). */
   search?: string;
   role?: Role;
   /** Primary provider, e.g. `email`, `google`, `phone`, `anonymous`. */
@@ -39,10 +39,9 @@ export interface ListUsersOptions {
 export interface ListUsersResult {
   users: Profile[];
   /**
-   * Number of users matching the filters. Exact when searching or filtering by role or
-   * provider; for the plain list it is PostgREST's `count=estimated`: exact up to the
-   * Data API's max_rows (1000 by default), the planner's estimate above, so that paging
-   * a million profiles stays fast (see `totalIsEstimate`).
+   * Number of users matching the filters: exact whenever anything is filtered; for an
+   * admin's unfiltered list of more than 100,000 profiles, the planner's row count
+   * (pg_class.reltuples, see `totalIsEstimate`), so that paging a million profiles stays fast.
    */
   total: number;
   /** True when `total` is the planner's estimate rather than an exact count. */

@@ -25,6 +25,7 @@ create schema if not exists user_sync;
 comment on schema user_sync is
   'User Sync for Supabase: sync logic, run log and error log. Do not expose through the Data API.';
 revoke all on schema user_sync from public;
--- authenticated needs only to resolve user_sync.is_admin() inside RLS policies.
+-- authenticated needs only user_sync.is_admin() (RLS policies) and
+-- user_sync.config.name_max_length (the guard on its own edits).
 grant usage on schema user_sync to authenticated, service_role;
 

@@ -55,8 +55,8 @@ as $rules$
       case when split_part(au.email, '@', 1) ~ k.dirty then nullif(btrim(translate(split_part(au.email, '@', 1), k.ctrl, k.sp), k.ws), '') else nullif(split_part(au.email, '@', 1), '') end
     ), (select cfg.name_max_length from user_sync.config cfg)), k.ws), '') as name,
     case
-      when char_length(c.avatar_url) <= 2048 and c.avatar_url ~* '^https?://[^[:space:][:cntrl:]]+$' then c.avatar_url
-      when char_length(c.picture) <= 2048 and c.picture ~* '^https?://[^[:space:][:cntrl:]]+$' then c.picture
+      when char_length(c.avatar_url) <= 2048 and c.avatar_url ~* '^https?://[^[:space:][:cntrl:]"''<>]+$' then c.avatar_url
+      when char_length(c.picture) <= 2048 and c.picture ~* '^https?://[^[:space:][:cntrl:]"''<>]+$' then c.picture
     end as avatar_url,
     coalesce(r.role, (select cfg.default_role from user_sync.config cfg), 'user') as role,
     case when jsonb_typeof(au.raw_app_meta_data -> 'provider') = 'string'

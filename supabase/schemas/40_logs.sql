@@ -18,15 +18,24 @@ create table if not exists user_sync.runs (
   errors integer not null default 0,
   error text,
   horizon xid8,
-  basis text
+  basis text,
+  complete boolean,
+  examined bigint,
+  total bigint,
+  full_compare boolean
 );
 comment on table user_sync.runs is 'One row per user_sync.reconcile() call (including dry runs and skipped overlapping calls).';
 comment on column user_sync.runs.source is 'Who asked: cron, manual, api, admin, ...';
 comment on column user_sync.runs.status is 'ok, errors (some users could not be synced, see user_sync.errors), failed (nothing applied), skipped (another run was in progress).';
 comment on column user_sync.runs.horizon is
-  'Set by a complete, successful (not dry) run: every auth user and profile whose row version is older than this transaction id was in sync when the run looked. The next run re-derives only rows written since (see reconcile).';
+  'Set by the call that completes a successful (not dry) pass; taken when the pass started: every auth user and profile whose row version is older than this transaction id was in sync when the pass looked. The next pass re-derives only rows written since (see user_sync.reconcile_progress).';
 comment on column user_sync.runs.basis is
-  'Fingerprint of what profiles are derived from besides the rows (field-rule views, config, roles, the tables'' storage, the cluster). A horizon is only used under the same basis.';
+  'Fingerprint of what profiles are derived from besides the rows (field rules, config, roles, the tables'' storage, the cluster). A horizon is only used under the same basis.';
+comment on column user_sync.runs.complete is
+  'Whether the pass this call belonged to is finished (false: a bounded call stopped at its time budget; the next call continues).';
+comment on column user_sync.runs.examined is 'Auth users the pass had examined when this call ended (all calls of the pass so far).';
+comment on column user_sync.runs.total is 'Auth users the pass expects to examine (an estimate while the pass runs).';
+comment on column user_sync.runs.full_compare is 'Whether the pass compared every profile (true) or only rows written since the last complete pass.';
 revoke all on user_sync.runs from public, anon, authenticated;
 grant select on user_sync.runs to service_role;
 
@@ -69,7 +78,7 @@ begin
   insert into user_sync.errors (user_id, source, run_id, sqlstate, message, detail)
   values (p_user_id, coalesce(p_source, 'unknown'), p_run_id, p_sqlstate,
           left(coalesce(p_message, 'unknown error'), 2000), left(p_detail, 2000));
-exception when others then
+exception when others or query_canceled then
   raise warning 'user_sync: could not record the failed sync of user % (%): %', p_user_id, p_message, sqlerrm;
 end
 $$;

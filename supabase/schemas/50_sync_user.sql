@@ -12,6 +12,7 @@ as $$
 declare
   v_state user_sync.profile_state;
   d user_sync.expected_profile;
+  v_result text;
 begin
   if p_user_id is null then
     raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null';
@@ -33,12 +34,7 @@ begin
     if d.id is null then
       -- The auth user is gone: so goes the profile.
       delete from public.users u where u.id = p_user_id;
-      if found then
-        perform user_sync.resolve_errors(p_user_id);
-        return 'deleted';
-      end if;
-      perform user_sync.resolve_errors(p_user_id);
-      return 'unchanged';
+      v_result := case when found then 'deleted' else 'unchanged' end;
     elsif not v_state.profile_exists then
       insert into public.users (
         id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
@@ -48,10 +44,10 @@ begin
         d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), clock_timestamp()
       )
       on conflict (id) do nothing;
-      if found then
-        perform user_sync.resolve_errors(p_user_id);
-        return 'inserted';
+      if not found then
+        continue;
       end if;
+      v_result := 'inserted';
     elsif v_state.drifted then
       update public.users u set
         email = d.email,
@@ -69,18 +65,23 @@ begin
         updated_at = now(),
         synced_at = clock_timestamp()
       where u.id = d.id;
-      perform user_sync.resolve_errors(p_user_id);
-      return 'updated';
+      v_result := 'updated';
     else
-      perform user_sync.resolve_errors(p_user_id);
-      return 'unchanged';
+      v_result := 'unchanged';
     end if;
+    exit;
   end loop;
-  return 'unchanged';
+  if v_result is null then
+    return 'unchanged';
+  end if;
+
+  -- In sync now: resolve the user's open errors (never raises, so that a broken error
+  -- log cannot stop a sync).
+  perform user_sync.resolve_errors(p_user_id);
+  return v_result;
 end
 $$;
 comment on function user_sync.sync_user(uuid) is
   'Makes the profile of one user match auth.users. Returns inserted, updated, unchanged or deleted (auth user gone). Resolves that user''s open errors.';
 revoke execute on function user_sync.sync_user(uuid) from public, anon, authenticated;
 grant execute on function user_sync.sync_user(uuid) to service_role;
-

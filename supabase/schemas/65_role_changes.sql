@@ -4,13 +4,14 @@
 -- user and at admin.updateUserById (read, change in memory, write back): a role
 -- change committed between its read and its write would be silently undone.
 -- Every role change is therefore stamped inside raw_app_meta_data, as
--- user_sync_role_stamp {v, role, from, at}: a version per user, the role it set and
--- the role before. A copy of the metadata carries the stamp it was read with, so a
--- write tells whether its writer meant to change the role:
+-- user_sync_role_stamp {v, role, from, base, at}: a version per user, the role it set,
+-- the role it replaced, and the role before the first stamped change. A copy of the
+-- metadata carries the stamp it was read with, so a write tells whether its writer
+-- meant to change the role:
 --   * its stamp is older than the current one and its role is the role of its own
---     stamp (or, for a copy from before the first stamped change, the role that
---     change replaced): a stale copy, the writer did not touch the role; the current
---     role and stamp are kept, the rest of the write lands;
+--     stamp (for a copy from before the first stamped change, the base role): a stale
+--     copy, the writer did not touch the role; the current role and stamp are kept,
+--     the rest of the write lands;
 --   * otherwise a role that differs from the current one is a role change (Data API
 --     write-back, Auth admin API, SQL editor): it lands and is stamped (version + 1).
 -- When two admins disagree, the role change committed last wins; a write that does
@@ -46,9 +47,8 @@ begin
   v_new_version := case when jsonb_typeof(v_new_stamp -> 'v') = 'number' then (v_new_stamp ->> 'v')::numeric else 0 end;
 
   if v_new_version < v_old_version
-     and (v_new_stamp is not null or v_old_version = 1)
      and nullif(v_new -> 'role', 'null') is not distinct from
-         nullif(case when v_new_stamp is not null then v_new_stamp -> 'role' else v_old_stamp -> 'from' end, 'null') then
+         nullif(case when v_new_stamp is not null then v_new_stamp -> 'role' else v_old_stamp -> 'base' end, 'null') then
     -- A stale copy written back without touching the role: keep the newer role change.
     new.raw_app_meta_data := (v_new - 'role' - 'user_sync_role_stamp')
       || jsonb_build_object('user_sync_role_stamp', v_old_stamp)
@@ -59,6 +59,7 @@ begin
       'v', greatest(v_old_version, v_new_version) + 1,
       'role', v_new -> 'role',
       'from', v_old -> 'role',
+      'base', case when v_old_stamp is null then v_old -> 'role' else v_old_stamp -> 'base' end,
       'at', now()
     )));
   elsif v_old_stamp is null then

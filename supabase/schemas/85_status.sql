@@ -1,7 +1,14 @@
 -- -----------------------------------------------------------------------------
--- user_sync.status: counts for dashboards and the sync-all GET endpoint. The counts
--- come from one pass over both tables with the field rules (dynamic SQL: see
--- 30_field_rules.sql).
+-- user_sync.status: counts for dashboards and the sync-all GET endpoint. heal: the
+-- unfinished reconcile pass, if any (examined so far, total expected, users per
+-- second since it started, seconds left at that rate).
+--
+-- The counts cost what reconcile's incremental comparison costs, not a derivation of
+-- every profile: once a reconcile pass has finished without errors (under the same
+-- rules, config and roles: reconcile_basis()), every row version older than its
+-- horizon was in sync then, so one pass over ids and row versions finds the missing,
+-- the orphaned and the few candidates, and the field rules run for those alone.
+-- Without such a pass (a fresh install, changed rules) every profile is derived.
 -- -----------------------------------------------------------------------------
 create or replace function user_sync.status() returns jsonb
 language plpgsql
@@ -12,18 +19,76 @@ set jit = off
 as $$
 declare
   v_counts jsonb;
+  v_pass user_sync.reconcile_progress;
+  v_since xid8;
+  v_skip xid[];
+  v_age bigint;
+  v_candidates uuid[];
+  v_auth_users bigint;
+  v_drifted bigint;
 begin
-  execute format($q$
-    select jsonb_build_object(
-      'auth_users', count(x.id), 'profiles', count(x.profile_id),
-      'missing', count(*) filter (where x.missing), 'orphaned', count(*) filter (where x.orphaned),
-      'drifted', count(*) filter (where x.drifted))
-    from (%s) x$q$, user_sync.profile_diff_sql())
-    into v_counts;
+  -- The horizon of the last pass that finished without errors: the finished pass
+  -- itself, or the one the pass in progress started from.
+  select * into v_pass from user_sync.reconcile_progress p where not p.dry_run;
+  if v_pass.basis = user_sync.reconcile_basis() then
+    if v_pass.finished_at is not null and v_pass.errors = 0 then
+      v_since := v_pass.horizon; v_skip := v_pass.written_xids;
+    elsif v_pass.finished_at is null and not v_pass.full_compare then
+      v_since := v_pass.since; v_skip := v_pass.skip_xids;
+    end if;
+  end if;
+  v_age := pg_current_xact_id()::text::bigint - v_since::text::bigint;
+  if v_age > 1000000000 then
+    v_since := null; -- too long ago for 32-bit transaction ids
+  end if;
+
+  if v_since is not null then
+    -- age(xmin) <= v_age  <=>  the row version was written at or after v_since.
+    select count(a.id),
+           coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+           jsonb_build_object(
+             'auth_users', count(a.id), 'profiles', count(p.id),
+             'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
+      into v_auth_users, v_candidates, v_counts
+      from (select au.id, age(au.xmin) <= v_age or au.created_at is null as recent from auth.users au) a
+      full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
+        on p.id = a.id;
+    if cardinality(v_candidates) <= greatest(5000, v_auth_users / 4) then
+      execute format($q$select count(*) from (%s) x where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$,
+          user_sync.profile_diff_sql())
+        into v_drifted using v_candidates;
+      v_counts := v_counts || jsonb_build_object('drifted', v_drifted);
+    else
+      v_counts := null; -- most rows changed since: one full pass is cheaper
+    end if;
+  end if;
+
+  if v_counts is null then
+    execute format($q$
+      select jsonb_build_object(
+        'auth_users', count(x.id), 'profiles', count(x.profile_id),
+        'missing', count(*) filter (where x.missing), 'orphaned', count(*) filter (where x.orphaned),
+        'drifted', count(*) filter (where x.drifted))
+      from (%s) x$q$, user_sync.profile_diff_sql())
+      into v_counts;
+  end if;
   return v_counts || jsonb_build_object(
     'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
     'health', user_sync.health(),
     'version', user_sync.version(),
+    'heal', (
+      select jsonb_build_object(
+        'examined', h.examined, 'total', h.total, 'rate', h.rate,
+        'eta_seconds', case when h.rate > 0 and h.total is not null
+                            then ceil(greatest(h.total - h.examined, 0) / h.rate)::bigint end,
+        'started_at', h.started_at)
+      from (
+        select p.examined, p.total, p.started_at,
+               round(p.examined / greatest(extract(epoch from clock_timestamp() - p.started_at), 0.001), 1) as rate
+        from user_sync.reconcile_progress p
+        where not p.dry_run and p.finished_at is null
+      ) h
+    ),
     'last_run', (
       select jsonb_build_object(
         'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'status', r.status,
@@ -35,6 +100,6 @@ begin
 end
 $$;
 comment on function user_sync.status() is
-  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, last_run.';
+  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, heal {examined, total, rate, eta_seconds, started_at} (null when no reconcile pass is unfinished), last_run.';
 revoke execute on function user_sync.status() from public, anon, authenticated;
 grant execute on function user_sync.status() to service_role;

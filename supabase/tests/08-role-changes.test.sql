@@ -5,7 +5,7 @@
 -- written back (as supabase_auth_admin, as Auth does). tests/sql/role-change-race.test.ts
 -- replays it with real concurrent sessions.
 begin;
-select plan(25);
+select plan(26);
 
 insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 values
@@ -137,15 +137,29 @@ select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000
   'admin', 'a copy from before the first stamped change does not undo it');
 select is((select role from public.users where id = 'e0000000-0000-4000-8000-00000000000c'), 'admin', 'the profile says admin');
 
+-- ... even after a second change: a copy from before both still carries the base role
+update auth.users set raw_app_meta_data = raw_app_meta_data || '{"role": "editor"}'
+where id = 'e0000000-0000-4000-8000-00000000000c';
+set local role supabase_auth_admin;
+set local search_path = auth;
+update users set raw_app_meta_data = (select m from copy_c) || '{"provider": "github"}'
+where id = 'e0000000-0000-4000-8000-00000000000c';
+reset role;
+set local search_path = public, extensions;
+select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000c'),
+  'editor', 'a copy from before two stamped changes does not undo them');
+update auth.users set raw_app_meta_data = raw_app_meta_data || '{"role": "admin"}'
+where id = 'e0000000-0000-4000-8000-00000000000c';
+
 -- 8. the stamp is ours: removing it or making one up without a role change restores it
 update auth.users set raw_app_meta_data = raw_app_meta_data - 'user_sync_role_stamp'
 where id = 'e0000000-0000-4000-8000-00000000000c';
 select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.users where id = 'e0000000-0000-4000-8000-00000000000c'),
-  '1', 'a removed stamp comes back');
+  '3', 'a removed stamp comes back');
 update auth.users set raw_app_meta_data = raw_app_meta_data || '{"user_sync_role_stamp": {"v": 99, "role": "admin"}}'
 where id = 'e0000000-0000-4000-8000-00000000000c';
 select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.users where id = 'e0000000-0000-4000-8000-00000000000c'),
-  '1', 'a made-up stamp is replaced by the real one');
+  '3', 'a made-up stamp is replaced by the real one');
 
 -- 9. no WHEN clause and no column list (Auth must be able to ALTER its columns)
 select is((select count(*)::int from pg_trigger where tgname = 'user_sync_keep_role_change'

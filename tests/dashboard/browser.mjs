@@ -1,5 +1,5 @@
 // The admin dashboard in a real browser: Debian's Chromium (/usr/bin/chromium) driven by
-// playwright-core, against the system as `npm start` runs it (tests/dashboard/stack.mjs).
+// playwright-core, against the system as `npm start` runs it (platform/node-stack.mjs).
 // Run by scripts/test-dashboard.sh (in npm test): node --test tests/dashboard/browser.mjs
 // Screenshots for review: .local/dashboard-test/*.png
 import assert from "node:assert/strict";
@@ -7,20 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium } from "playwright-core";
-import { claims, createUser, OUT_DIR, signIn, startStack } from "./stack.mjs";
-
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { claims, createUser, launchChromium, OUT_DIR, signIn, startStack } from "../../platform/node-stack.mjs";
 
 let stack;
 const browsers = [];
@@ -39,14 +26,8 @@ const people = {
  */
 async function openBrowser(viewport = { width: 1280, height: 900 }) {
   const dir = mkdtempSync(join(tmpdir(), "user-sync-chromium-"));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport,
-  });
+  const { context, page } = await launchChromium(dir, viewport);
   browsers.push({ context, dir });
-  const page = context.pages()[0] ?? (await context.newPage());
   const seen = { consoleErrors: [], responses: [] };
   page.on("console", (msg) => {
     if (msg.type() === "error") seen.consoleErrors.push(msg.text());
@@ -200,6 +181,16 @@ describe("admin", { concurrency: false }, () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  test("signing out unmounts the admin view, and its refreshing stops", async () => {
+    const statusCalls = () => seen.responses.filter((r) => r.method === "GET" && r.url.includes("/functions/v1/sync-all")).length;
+    await page.getByTestId("sign-out").click();
+    await page.getByTestId("sign-in").waitFor();
+    assert.equal(await page.getByTestId("admin-view").count(), 0);
+    const at = statusCalls();
+    await page.waitForTimeout(4_000);
+    assert.equal(statusCalls(), at, "no status request after unmount");
+  });
+
   test("no console errors in the admin's browser", () => {
     assert.deepEqual(seen.consoleErrors, []);
   });
@@ -277,7 +268,7 @@ describe("clear states", { concurrency: false }, () => {
       if (req.method() === "GET") {
         const res = await route.fetch();
         const body = await res.json();
-        if (healing) body.heal = { examined: 250_000, total: 1_000_000, rate: 50_000, eta: 15 };
+        if (healing) body.heal = { examined: 250_000, total: 1_000_000, rate: 50_000, eta_seconds: 15, started_at: new Date().toISOString() };
         return await route.fulfill({ response: res, json: body });
       }
       if (req.method() !== "POST") return await route.continue();

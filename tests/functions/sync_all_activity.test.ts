@@ -51,12 +51,18 @@ Deno.test({
 
     const plain = await call(stack, "sync-all", { headers: serviceHeaders(stack) });
     assert.equal("runs" in plain.body || "errors" in plain.body, false, "a plain GET is status() alone");
+
+    const listsOnly = await call(stack, "sync-all?include=runs,errors&status=false", {
+      headers: serviceHeaders(stack),
+    });
+    assert.equal(listsOnly.status, 200);
+    assert.deepEqual(Object.keys(listsOnly.body).sort(), ["errors", "runs"], "lists without status()");
   },
 });
 
 Deno.test({
   ...integration,
-  name: "GET ?include= answers admins, refuses users, and rejects unknown lists",
+  name: "GET ?include= answers admins, refuses users, and rejects unknown lists and flags",
   async fn() {
     const stack = await t.stack();
     const admin = await signedInUser(stack, "admin");
@@ -73,9 +79,15 @@ Deno.test({
     assertErrorShape(viaUser.body, viaUser.status, "forbidden");
     assert.equal(viaUser.status, 403);
 
-    const bad = await call(stack, "sync-all?include=runs,secrets", { headers: serviceHeaders(stack) });
-    assertErrorShape(bad.body, bad.status, "invalid_input");
-    assert.equal(bad.status, 400);
+    for (const query of ["include=runs,secrets", "status=false", "include=runs&status=maybe"]) {
+      const bad = await call(stack, `sync-all?${query}`, { headers: serviceHeaders(stack) });
+      assertErrorShape(bad.body, bad.status, "invalid_input");
+      assert.equal(bad.status, 400, query);
+    }
+    const listsAsUser = await call(stack, "sync-all?include=runs&status=false", {
+      headers: userHeaders(stack, user.accessToken),
+    });
+    assert.equal(listsAsUser.status, 403, "the lists alone are for admins too");
   },
 });
 

@@ -190,8 +190,6 @@ Deno.test({
           "synced_at",
           "updated_at",
           "created_at",
-          "name_edited_at",
-          "avatar_url_edited_at",
           "is_anonymous",
           "email_confirmed_at",
           "last_sign_in_at",
@@ -202,6 +200,16 @@ Deno.test({
           "authenticated",
           A,
           `update public.users set ${c} = null where id = ${id(alice)}`,
+        );
+      }
+      // The edit markers may only be cleared (followMetadata, issue 13), never set: a set
+      // marker would freeze the field against sync.
+      for (const c of ["name_edited_at", "avatar_url_edited_at"]) {
+        deny(
+          "alice",
+          "authenticated",
+          A,
+          `update public.users set ${c} = now() + interval '100 years' where id = ${id(alice)}`,
         );
       }
       deny(

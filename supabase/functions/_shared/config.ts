@@ -51,6 +51,10 @@ export interface Config {
   statementTimeoutMs: number;
   /** statement_timeout of a reconcile run (the platform may cap statements). */
   reconcileStatementTimeout: string;
+  /** How long one sync-all POST keeps driving bounded reconcile calls (under the platform's 150 s). */
+  syncAllBudgetMs: number;
+  /** Budget of each bounded reconcile call (its transaction holds rows it wrote this long). */
+  reconcileCallMs: number;
   /** Allowed browser origins, or "*" for any. */
   corsOrigins: "*" | string[];
 }
@@ -75,6 +79,10 @@ export const ENV_VARIABLES = {
   USER_SYNC_STATEMENT_TIMEOUT_MS: "statement_timeout of short queries in ms (default 8000).",
   USER_SYNC_RECONCILE_STATEMENT_TIMEOUT: "statement_timeout of a reconcile run (default 10min).",
   USER_SYNC_CORS_ALLOWED_ORIGINS: "Comma-separated browser origins, or * (default *).",
+  USER_SYNC_SYNC_ALL_BUDGET_MS:
+    "How long one sync-all POST drives reconcile calls, in ms (default 120000, at most 140000).",
+  USER_SYNC_RECONCILE_CALL_MS:
+    "Budget of each reconcile call sync-all makes, in ms (default 1000, 100 to 2000).",
 } as const;
 
 const blank = (
@@ -200,6 +208,9 @@ const schema = z.object({
     return z.NEVER;
   }).optional(),
   USER_SYNC_CORS_ALLOWED_ORIGINS: z.string().optional(),
+  // The platform cuts a request at 150 s; a call may overrun its budget by 1.5 s.
+  USER_SYNC_SYNC_ALL_BUDGET_MS: intInRange(1000, 140000).optional(),
+  USER_SYNC_RECONCILE_CALL_MS: intInRange(100, 2000).optional(),
 });
 
 /**
@@ -264,6 +275,8 @@ export function loadConfig(input?: EnvInput): Config {
     hookTimeoutMs: v.USER_SYNC_HOOK_TIMEOUT_MS ?? 1500,
     statementTimeoutMs: v.USER_SYNC_STATEMENT_TIMEOUT_MS ?? 8000,
     reconcileStatementTimeout: v.USER_SYNC_RECONCILE_STATEMENT_TIMEOUT ?? "10min",
+    syncAllBudgetMs: v.USER_SYNC_SYNC_ALL_BUDGET_MS ?? 120_000,
+    reconcileCallMs: v.USER_SYNC_RECONCILE_CALL_MS ?? 1000,
     corsOrigins: origins.length === 0 || origins.includes("*") ? "*" : origins,
   };
 }

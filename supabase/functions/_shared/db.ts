@@ -89,6 +89,11 @@ export const literal = {
     if (typeof value !== "boolean") throw new TypeError("literal.bool: not a boolean");
     return value ? "true" : "false";
   },
+  /** A whole number (e.g. a time budget in milliseconds). */
+  int(value: number): string {
+    if (!Number.isSafeInteger(value)) throw new TypeError("literal.int: not an integer");
+    return String(value);
+  },
   /** Lower-case words such as a run source (`cron`, `api`, `admin`). */
   word(value: string): string {
     if (!/^[a-z][a-z0-9_-]{0,39}$/.test(value)) throw new TypeError("literal.word: not a word");

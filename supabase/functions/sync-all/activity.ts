@@ -1,6 +1,8 @@
 // sync-all GET ?include=runs,errors: the recent runs and the open errors, for the admin
 // dashboard. user_sync is never exposed through the Data API, so the dashboard reads
 // these lists here, beside status(), with the same callers (secret key, admins).
+// `&status=false` answers the lists alone (the dashboard shows them at once, while
+// status(), a pass over every user, is still counting).
 import type { Sql } from "../_shared/db.ts";
 import { HttpError } from "../_shared/http.ts";
 
@@ -10,6 +12,25 @@ export type ActivityList = (typeof ACTIVITY_LISTS)[number];
 
 /** How many rows each list holds (newest first). */
 export const ACTIVITY_LIMIT = 50;
+
+/** What a GET asks for: the lists of `?include=`, and status() unless `?status=false`. */
+export interface ActivityQuery {
+  include: ActivityList[];
+  /** status() costs a pass over every user (seconds at 1M); lists alone are instant. */
+  withStatus: boolean;
+}
+
+export function parseActivityQuery(url: URL): ActivityQuery {
+  const include = parseInclude(url);
+  const status = url.searchParams.get("status");
+  if (status !== null && status !== "true" && status !== "false") {
+    throw new HttpError(400, "invalid_input", "status must be true or false.", { status });
+  }
+  if (status === "false" && include.length === 0) {
+    throw new HttpError(400, "invalid_input", "status=false needs include=runs and/or errors.");
+  }
+  return { include, withStatus: status !== "false" };
+}
 
 /** The lists named by `?include=` (comma-separated); unknown names are a 400. */
 export function parseInclude(url: URL): ActivityList[] {

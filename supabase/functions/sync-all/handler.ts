@@ -1,8 +1,10 @@
-// sync-all: POST runs user_sync.reconcile() and answers its report; GET answers
-// user_sync.status(). Callers: the cron job (secret key) and admins.
-// Self-sync: POST {"user_id"} syncs that one user and answers {user: <profile>}; a
-// signed-in user may sync only themselves, admins and the secret key anyone.
-// All the work happens in SQL, set-based: no user list ever passes through here.
+// sync-all: POST drives bounded user_sync.reconcile() calls (each its own short
+// transaction) until the pass is complete or the request's budget is spent, and
+// answers the summed report; the next POST (the cron job's next run) continues an
+// unfinished pass. GET answers user_sync.status(). Callers: the cron job (secret key)
+// and admins. Self-sync: POST {"user_id"} syncs that one user and answers
+// {user: <profile>}; a signed-in user may sync only themselves, admins and the secret
+// key anyone. All the work happens in SQL, set-based: no user list passes through here.
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
 import { literal, transaction } from "../_shared/db.ts";
@@ -10,8 +12,9 @@ import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
+import { driveHeal, type HealReport, type ReconcileReport } from "../_shared/heal.ts";
 import type { Caller } from "../_shared/auth.ts";
-import { parseInclude, withActivity } from "./activity.ts";
+import { parseActivityQuery, withActivity } from "./activity.ts";
 
 export const FN = "sync-all";
 
@@ -32,15 +35,24 @@ const SelfSyncBody = z.strictObject({
   }),
 });
 
-/** The body of a self-sync request (an object with user_id), without consuming req. */
-async function selfSyncRequest(req: Request): Promise<unknown | null> {
-  if (req.method !== "POST") return null;
+/** Is this POST body a self-sync request (an object with user_id)? */
+function isSelfSync(body: unknown): boolean {
+  return body !== null && typeof body === "object" && !Array.isArray(body) && "user_id" in body;
+}
+
+/**
+ * A plain signed-in user may only self-sync: their body is read (a body that is not
+ * a self-sync request, or not readable, is refused as before: 403).
+ */
+async function plainUserSelfSync(req: Request, caller: Caller): Promise<unknown> {
+  let body: unknown = null;
   try {
-    const body = await readJson(req.clone(), { allowEmpty: true });
-    return body !== null && typeof body === "object" && "user_id" in body ? body : null;
+    body = await readJson(req, { allowEmpty: true });
   } catch {
-    return null; // the reconcile path answers malformed bodies
+    // refused below
   }
+  if (!isSelfSync(body)) requireServiceOrAdmin(caller); // throws 403
+  return body;
 }
 
 /** POST {"user_id"}: sync_user for yourself (or anyone as admin / secret key). */
@@ -73,42 +85,29 @@ async function syncOneUser(ctx: FunctionContext, caller: Caller, body: unknown) 
   return json(200, { user: profile });
 }
 
-interface Report {
-  run_id?: number;
-  source?: string;
-  dry_run?: boolean;
-  skipped?: boolean;
-  status?: string;
-  auth_users?: number;
-  profiles?: number;
-  inserted?: number;
-  updated?: number;
-  deleted?: number;
-  unchanged?: number;
-  errors?: number;
-  error?: string | null;
-  duration_ms?: number;
-}
-
 export const createSyncAllHandler = defineFunction({
   name: FN,
   methods: ["GET", "POST"],
   async handle(ctx, req) {
     const caller = await ctx.caller(req);
-    const selfSync = await selfSyncRequest(req);
-    if (selfSync !== null) return await syncOneUser(ctx, caller, selfSync);
+    if (req.method === "POST" && caller.kind === "user" && !caller.isAdmin) {
+      return await syncOneUser(ctx, caller, await plainUserSelfSync(req, caller));
+    }
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
-      // ?include=runs,errors adds the dashboard's lists (activity.ts).
-      const include = parseInclude(new URL(req.url));
+      // ?include=runs,errors[&status=false]: the dashboard's lists (activity.ts).
+      const { include, withStatus } = parseActivityQuery(new URL(req.url));
+      if (!withStatus) return json(200, await withActivity(ctx.sql(), {}, include));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`
         select user_sync.status() as status`;
       if (include.length === 0) return json(200, row.status);
       return json(200, await withActivity(ctx.sql(), row.status, include));
     }
 
-    const parsed = PostBody.safeParse(await readJson(req, { allowEmpty: true }));
+    const body = await readJson(req, { allowEmpty: true });
+    if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
+    const parsed = PostBody.safeParse(body);
     if (!parsed.success) {
       throw new HttpError(
         400,
@@ -129,14 +128,22 @@ export const createSyncAllHandler = defineFunction({
 
     const started = performance.now();
     ctx.log("info", "sync started", { source, dry_run: dryRun });
-    let report: Report;
+    let report: HealReport;
     try {
-      // A long run must not be cut by a platform-wide statement cap: its own
-      // statement_timeout, in the reconcile's transaction.
-      const [[row]] = await transaction(ctx.sql(), ctx.config.reconcileStatementTimeout, [
-        `select user_sync.reconcile(${literal.bool(dryRun)}, ${literal.word(source)}) as report`,
-      ]);
-      report = row.report as Report;
+      report = await driveHeal({
+        budgetMs: ctx.config.syncAllBudgetMs,
+        callMs: ctx.config.reconcileCallMs,
+        // Each call its own transaction (no lock of ours outlives it), with its own
+        // statement_timeout against a platform-wide cap.
+        call: async (maxMs) => {
+          const [[row]] = await transaction(ctx.sql(), ctx.config.reconcileStatementTimeout, [
+            `select user_sync.reconcile(${literal.bool(dryRun)}, ${literal.word(source)}, ${
+              literal.int(maxMs)
+            }) as report`,
+          ]);
+          return row.report as ReconcileReport;
+        },
+      });
     } catch (err) {
       ctx.log("error", "sync failed", {
         source,
@@ -159,6 +166,10 @@ export const createSyncAllHandler = defineFunction({
       unchanged: report.unchanged,
       errors: report.errors,
       duration_ms: report.duration_ms ?? Math.round(performance.now() - started),
+      complete: report.complete,
+      calls: report.calls,
+      examined: report.progress.examined,
+      total: report.progress.total,
     };
     if (report.skipped) {
       ctx.log("info", "sync skipped", {
@@ -171,7 +182,12 @@ export const createSyncAllHandler = defineFunction({
     }
     if (report.status === "failed") {
       ctx.log("error", "sync failed", { ...counts, error: report.error });
-      throw new HttpError(500, "sync_failed", "The reconcile failed; nothing was changed.", report);
+      throw new HttpError(
+        500,
+        "sync_failed",
+        "The reconcile failed; its last call changed nothing (earlier calls of this request are kept and the next run continues).",
+        report,
+      );
     }
     const synced = (report.inserted ?? 0) + (report.updated ?? 0) + (report.deleted ?? 0);
     if ((report.errors ?? 0) > 0 || report.status === "errors") {
@@ -182,7 +198,9 @@ export const createSyncAllHandler = defineFunction({
     } else {
       ctx.log("info", "sync completed", {
         ...counts,
-        message: `sync completed with ${synced} users ${dryRun ? "to sync (dry run)" : "synced"}`,
+        message: `sync ${
+          report.complete ? "completed" : "continues next run"
+        } with ${synced} users ${dryRun ? "to sync (dry run)" : "synced"}`,
       });
     }
     return json(200, report);

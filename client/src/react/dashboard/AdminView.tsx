@@ -2,7 +2,7 @@
 // the runs chart and table, open errors, and the users table. Status, runs and errors
 // refresh while the page is open and visible.
 import { useCallback, useRef, useState } from "react";
-import type { DashboardApi, SyncReport, SyncStatus } from "./api.ts";
+import type { Activity, DashboardApi, SyncReport, SyncStatus } from "./api.ts";
 import { clock, count, duration, eta, when } from "./format.ts";
 import { RunsChart } from "./RunsChart.tsx";
 import { useAutoRefresh } from "./useAutoRefresh.ts";
@@ -37,7 +37,7 @@ function HealBar({ status, sync, report }: { status: SyncStatus | null; sync: Sy
   const pct = typeof done === "number" && typeof total === "number" && total > 0
     ? Math.max(0, Math.min(100, (done / total) * 100))
     : null;
-  const left = eta(heal?.eta);
+  const left = eta(heal?.eta_seconds ?? undefined);
   return (
     <div className="usd-progress" role="status" data-testid="sync-progress">
       <div className="usd-progress-label">
@@ -71,19 +71,32 @@ function reportLine(r: SyncReport): string {
 export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi; refreshIntervalMs: number; roles: string[] }) {
   const [status, setStatus] = useState<SyncStatus | null>(null);
   const [statusError, setStatusError] = useState<string | null>(null);
+  const [activity, setActivity] = useState<Activity | null>(null);
+  const [activityError, setActivityError] = useState<string | null>(null);
   const [sync, setSync] = useState<SyncState | null>(null);
   const [report, setReport] = useState<SyncReport | null>(null);
   const [syncError, setSyncError] = useState<string | null>(null);
   const [usersVersion, setUsersVersion] = useState(0);
   const syncing = useRef(false);
 
+  // Runs and errors are instant; status() is a pass over every user (seconds at 1M), so
+  // each shows as soon as it arrives and the last figures stay until the next ones.
   const loadStatus = useCallback(async () => {
-    try {
-      setStatus(await api.status());
-      setStatusError(null);
-    } catch (err) {
-      setStatusError(err instanceof Error ? err.message : String(err));
-    }
+    const lists = api.activity().then(
+      (a) => {
+        setActivity(a);
+        setActivityError(null);
+      },
+      (err) => setActivityError(err instanceof Error ? err.message : String(err)),
+    );
+    const counts = api.status().then(
+      (s) => {
+        setStatus(s);
+        setStatusError(null);
+      },
+      (err) => setStatusError(err instanceof Error ? err.message : String(err)),
+    );
+    await Promise.all([lists, counts]);
   }, [api]);
 
   const auto = useAutoRefresh(loadStatus, sync ? Math.min(1000, refreshIntervalMs || 1000) : refreshIntervalMs);
@@ -113,8 +126,8 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
   };
 
   const problems = status?.health?.problems ?? [];
-  const runs = status?.runs ?? [];
-  const errors = status?.errors ?? [];
+  const runs = activity?.runs ?? [];
+  const errors = activity?.errors ?? [];
 
   return (
     <div className="usd-admin" data-testid="admin-view">
@@ -147,36 +160,46 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
         </div>
       )}
 
-      {!status && !statusError && <div className="usd-loading" data-testid="status-loading">Loading status…</div>}
+      {activityError && (
+        <div className="usd-alert" role="alert" data-testid="activity-error">Cannot load the runs and errors: {activityError}</div>
+      )}
+
+      {!status && !statusError && (
+        <div className="usd-loading" data-testid="status-loading">Counting users, profiles and drift… (a pass over every user: seconds with a million)</div>
+      )}
 
       {status && (
-        <>
-          <section className="usd-cards" aria-label="Sync status" data-testid="status-cards">
-            <Card label="auth users" value={status.auth_users} testId="card-auth-users" />
-            <Card label="profiles" value={status.profiles} testId="card-profiles" />
-            <Card label="missing" value={status.missing} tone={status.missing ? "bad" : "ok"} testId="card-missing" />
-            <Card label="drifted" value={status.drifted} tone={status.drifted ? "bad" : "ok"} testId="card-drifted" />
-            <Card label="orphaned" value={status.orphaned} tone={status.orphaned ? "bad" : "ok"} testId="card-orphaned" />
-            <Card label="open errors" value={status.open_errors} tone={status.open_errors ? "bad" : "ok"} testId="card-open-errors" />
-          </section>
+        <section className="usd-cards" aria-label="Sync status" data-testid="status-cards">
+          <Card label="auth users" value={status.auth_users} testId="card-auth-users" />
+          <Card label="profiles" value={status.profiles} testId="card-profiles" />
+          <Card label="missing" value={status.missing} tone={status.missing ? "bad" : "ok"} testId="card-missing" />
+          <Card label="drifted" value={status.drifted} tone={status.drifted ? "bad" : "ok"} testId="card-drifted" />
+          <Card label="orphaned" value={status.orphaned} tone={status.orphaned ? "bad" : "ok"} testId="card-orphaned" />
+          <Card label="open errors" value={status.open_errors} tone={status.open_errors ? "bad" : "ok"} testId="card-open-errors" />
+        </section>
+      )}
 
-          <section aria-label="Health" data-testid="health">
-            {status.health === undefined
-              ? null
-              : problems.length === 0
-              ? <div className="usd-notice usd-ok" data-testid="health-ok">Healthy: trigger, cron job, Vault secrets and recent runs all in order.</div>
-              : (
-                <ul className="usd-problems">
-                  {problems.map((p) => (
-                    <li key={p.code} className="usd-problem" data-testid={`problem-${p.code}`}>
-                      <strong>{p.message}</strong> <code>{p.code}</code>
-                      <div className="usd-hint">{p.hint}</div>
-                    </li>
-                  ))}
-                </ul>
+      {status && (
+        <section aria-label="Health" data-testid="health">
+          {status.health === undefined
+            ? null
+            : problems.length === 0
+            ? <div className="usd-notice usd-ok" data-testid="health-ok">Healthy: trigger, cron job, Vault secrets and recent runs all in order.</div>
+            : (
+              <ul className="usd-problems">
+                {problems.map((p) => (
+                  <li key={p.code} className="usd-problem" data-testid={`problem-${p.code}`}>
+                    <strong>{p.message}</strong> <code>{p.code}</code>
+                    <div className="usd-hint">{p.hint}</div>
+                  </li>
+                ))}
+              </ul>
               )}
           </section>
+      )}
 
+      {activity && (
+        <>
           <section className="usd-panel" aria-label="Recent runs">
             <h2>Recent runs</h2>
             {runs.length === 0 ? <div className="usd-empty" data-testid="runs-empty">No runs yet. Sync now starts one; the cron job runs every 5 minutes.</div> : (

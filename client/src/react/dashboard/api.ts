@@ -16,12 +16,14 @@ export interface HealthProblem {
   hint: string;
 }
 
-/** A long heal still under way (present in status() only while one is unfinished). */
+/** status().heal: the unfinished reconcile pass (null when none is under way). */
 export interface HealProgress {
   examined?: number;
-  total?: number;
+  total?: number | null;
+  /** Users examined per second so far. */
   rate?: number;
-  eta?: number | string;
+  eta_seconds?: number | null;
+  started_at?: string;
   [key: string]: unknown;
 }
 
@@ -54,12 +56,16 @@ export interface OpenError {
   run_id: number | null;
 }
 
-/** user_sync.status() plus the dashboard's lists (sync-all GET ?include=runs,errors). */
+/** user_sync.status() as the dashboard reads it (sync-all GET). */
 export interface SyncStatus extends BaseStatus {
   health: { ok: boolean; problems: HealthProblem[] };
   heal?: HealProgress | null;
-  runs?: Run[];
-  errors?: OpenError[];
+}
+
+/** The recent runs and open errors (sync-all GET ?include=runs,errors&status=false). */
+export interface Activity {
+  runs: Run[];
+  errors: OpenError[];
 }
 
 /** The answer of a sync-all POST (a reconcile report; a bounded heal adds complete/remaining). */
@@ -82,8 +88,10 @@ export interface DashboardApi {
   /** The signed-in user's profile, self-synced first when it is missing. */
   getMyProfile(): Promise<Profile | null>;
   updateMyProfile(patch: { name?: string | null; avatar_url?: string | null }): Promise<Profile>;
-  /** status() with the runs and open errors lists. */
+  /** user_sync.status(): a pass over every user (seconds at 1M users). */
   status(): Promise<SyncStatus>;
+  /** The recent runs and open errors: instant at any size. */
+  activity(): Promise<Activity>;
   syncAll(options: { dryRun: boolean }): Promise<SyncReport>;
   listUsers(options: ListUsersOptions): Promise<ListUsersResult>;
   setRole(id: string, role: string): Promise<Profile>;
@@ -94,9 +102,12 @@ export function createDashboardApi(supabase: SupabaseClient): DashboardApi {
   return {
     getMyProfile: () => client.ensureMyProfile(),
     updateMyProfile: (patch) => client.updateMyProfile(patch),
-    async status() {
-      // The client's status() is status() alone; the dashboard also wants the lists.
-      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors", { method: "GET" });
+    status: () => client.status() as Promise<SyncStatus>,
+    async activity() {
+      // The lists without status(), so that they show while status() is still counting.
+      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors&status=false", {
+        method: "GET",
+      });
       if (error) {
         const context = (error as { context?: unknown }).context;
         if (context instanceof Response) throw await fromFunctionResponse(context);
@@ -104,7 +115,7 @@ export function createDashboardApi(supabase: SupabaseClient): DashboardApi {
           error: { code: "network_error", message: `Could not reach the sync-all function: ${error.message}` },
         });
       }
-      return data as SyncStatus;
+      return data as Activity;
     },
     syncAll: (options) => client.syncAll(options) as Promise<SyncReport>,
     listUsers: (options) => client.listUsers(options),

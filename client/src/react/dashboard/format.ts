@@ -30,13 +30,9 @@ export function clock(d: Date | null): string {
   return d ? d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "–";
 }
 
-/** Seconds (a number) or whatever the server wrote, as a short "about … left". */
-export function eta(value: number | string | undefined): string | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value === "number") {
-    if (!Number.isFinite(value) || value < 0) return null;
-    const s = Math.round(value);
-    return `about ${s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`} left`;
-  }
-  return `about ${value} left`;
+/** Seconds left, as a short "about … left". */
+export function eta(seconds: number | undefined): string | null {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return null;
+  const s = Math.round(seconds);
+  return `about ${s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`} left`;
 }

@@ -1,6 +1,7 @@
 // @user-sync/client/dashboard: the admin dashboard as a React component, for apps to embed.
 export { UserSyncDashboard, type UserSyncDashboardProps } from "./UserSyncDashboard.tsx";
 export {
+  type Activity,
   createDashboardApi,
   type DashboardApi,
   type HealProgress,

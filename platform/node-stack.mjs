@@ -1,14 +1,17 @@
-// The local system as `npm start` runs it (scripts/start.sh: database, migrations, gateway,
-// pg_net sender, the dashboard's static build on its own port), started on spare ports
-// with its own data directory, for the browser tests. Node (playwright-core runs on Node).
+// LOCAL PLATFORM (development and tests only; never deployed): the local system as
+// `npm start` runs it (scripts/start.sh: database, migrations, gateway, pg_net sender, the
+// dashboard's static build on its own port), started from Node on spare ports with its own
+// data directory, and Debian's Chromium as the browser tests and the dashboard benchmark
+// drive it (playwright-core runs on Node, so this file is plain JavaScript).
 import { execFileSync, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdirSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const OUT_DIR = join(ROOT, ".local/dashboard-test");
 const JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
 
@@ -166,4 +169,29 @@ export async function signIn(stack, { email, password }) {
   const body = await res.json();
   if (!res.ok) throw new Error(`sign in ${email}: HTTP ${res.status}`);
   return body.access_token;
+}
+
+/** Debian's Chromium (apt-get install chromium): nothing here downloads a browser. */
+export const CHROMIUM = "/usr/bin/chromium";
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** A browser with a fresh --user-data-dir (`dir`, made by the caller) and its first page. */
+export async function launchChromium(dir, viewport = { width: 1280, height: 900 }) {
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { context, page };
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# What user_sync.status() costs at scale, side by side in one run on a fresh cluster of
+# its own: before any reconcile pass (every profile derived), after a finished pass (the
+# incremental count), after 1% of the users changed, and the floor (a heap scan of both
+# tables). Usage: bash bench/status.sh [USERS]   (default 1000000)
+# Environment: USER_SYNC_BENCH_DB_PORT (54500).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+USERS="${1:-1000000}"
+export USER_SYNC_DB_PORT="${USER_SYNC_BENCH_DB_PORT:-54500}"
+DB="bash $ROOT/scripts/db.sh"
+export USER_SYNC_PGDATA="$($DB datadir pg-bench-status)"
+$DB install
+$DB start --fresh >/dev/null
+trap '$DB stop >/dev/null || true' EXIT
+$DB push >/dev/null
+P() { $DB psql -X -q -At "$@"; }
+timed() { echo "$1"; P -c '\timing on' -c "$2" | sed 's/^/  /'; }
+echo "[bench/status] $USERS auth users, profiles missing"
+P -c "alter table auth.users disable trigger user_sync_on_auth_user_insert"
+P -c "insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+      select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
+             'user' || g || '@example.com', '{\"provider\":\"email\",\"providers\":[\"email\"]}',
+             jsonb_build_object('full_name', 'User ' || g), now(), now()
+      from generate_series(1, $USERS) g"
+P -c "alter table auth.users enable trigger user_sync_on_auth_user_insert"
+P -c "vacuum analyze auth.users"
+timed "status() before any reconcile pass (every profile derived):" "select user_sync.status() -> 'missing'"
+P -c "select user_sync.reconcile() -> 'complete'" >/dev/null
+P -c "vacuum analyze public.users"
+for i in 1 2 3; do timed "status() after a finished pass, call $i:" "select user_sync.status() -> 'drifted'"; done
+P -c "update auth.users set raw_user_meta_data = '{\"full_name\": \"Changed\"}' where id in (select id from auth.users limit $((USERS / 100)))"
+timed "status() with 1% of the users changed since:" "select user_sync.status() -> 'drifted'"
+timed "floor: heap scan of auth.users" "select sum(length(xmin::text)) from auth.users"
+timed "floor: heap scan of public.users" "select sum(length(xmin::text)) from public.users"
