@@ -18,6 +18,7 @@ import {
   median,
   procCpuSeconds,
   procRssBytes,
+  signUp,
 } from "./lib/pg.ts";
 import { seedStyleSync } from "./lib/seed_sync.ts";
 import { apiKey, LOCAL_HOOK_SECRET, LOCAL_JWT_SECRET } from "../platform/local.ts";
@@ -592,23 +593,7 @@ if (!flags["skip-signup"]) {
       const id = crypto.randomUUID();
       const email = `signup-${n}@bench.example`;
       if (trigger) withEmails.push(email);
-      const now = new Date().toISOString();
-      await auth`
-        insert into users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
-          raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token, is_sso_user, is_anonymous)
-        values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${email},
-          '$2a$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234', ${now},
-          ${auth.json({ provider: "email", providers: ["email"] })},
-          ${
-        auth.json({
-          sub: id,
-          email,
-          email_verified: true,
-          phone_verified: false,
-          full_name: `Sign Up ${n}`,
-        })
-      },
-          ${now}, ${now}, '', false, false)`;
+      await signUp(auth, id, email, `Sign Up ${n}`);
     }
     return SIGNUP_BATCH / ((performance.now() - t0) / 1000);
   };

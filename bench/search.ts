@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { SignJWT } from "jose";
 import { createClient } from "@supabase/supabase-js";
-import { connect, type DbConfig, median } from "./lib/pg.ts";
+import { connect, type DbConfig, median, signUp } from "./lib/pg.ts";
 import { startLocalStack } from "../platform/gateway.ts";
 import { LOCAL_JWT_SECRET } from "../platform/local.ts";
 import { createUserSyncClient, type ListUsersOptions } from "../client/src/index.ts";
@@ -184,15 +184,7 @@ export async function main(args: string[]): Promise<void> {
       n++;
       const id = crypto.randomUUID();
       const email = `search-signup-${n}@bench.example`;
-      const now = new Date().toISOString();
-      await auth`
-        insert into users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
-          raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token, is_sso_user, is_anonymous)
-        values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${email},
-          '$2a$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234', ${now},
-          ${auth.json({ provider: "email", providers: ["email"] })},
-          ${auth.json({ sub: id, email, email_verified: true, phone_verified: false, full_name: `Sign Up ${n}` })},
-          ${now}, ${now}, '', false, false)`;
+      await signUp(auth, id, email, `Sign Up ${n}`);
     }
     return BATCH / ((performance.now() - t0) / 1000);
   };

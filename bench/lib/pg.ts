@@ -78,3 +78,20 @@ export function median(xs: number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/**
+ * One e-mail sign-up as GoTrue writes it (one autocommitted INSERT into auth.users, so
+ * the triggers on it run as on the platform). `auth` is a connection as
+ * supabase_auth_admin with search_path auth.
+ */
+export async function signUp(auth: Sql, id: string, email: string, fullName: string): Promise<void> {
+  const now = new Date().toISOString();
+  await auth`
+    insert into users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+      raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token, is_sso_user, is_anonymous)
+    values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${email},
+      '$2a$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234', ${now},
+      ${auth.json({ provider: "email", providers: ["email"] })},
+      ${auth.json({ sub: id, email, email_verified: true, phone_verified: false, full_name: fullName })},
+      ${now}, ${now}, '', false, false)`;
+}

@@ -1,5 +1,6 @@
 // HTTP plumbing shared by the functions: the one JSON error shape, JSON answers,
-// CORS, and request bodies (1 MiB limit, JSON only).
+// CORS, request bodies (1 MiB limit, JSON only) and their validation.
+import type { z } from "zod";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -184,4 +185,17 @@ export function zodDetails(
     code: i.code,
     message: i.message,
   }));
+}
+
+/** Validates input with a zod schema: the parsed value, or a 400 invalid_input with zod's details. */
+export function parseInput<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  message = "Invalid request body.",
+): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new HttpError(400, "invalid_input", message, zodDetails(parsed.error.issues));
+  }
+  return parsed.data;
 }

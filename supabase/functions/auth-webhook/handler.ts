@@ -14,7 +14,7 @@ import { z } from "zod";
 import { requireService } from "../_shared/auth.ts";
 import { ConfigError } from "../_shared/config.ts";
 import { isDbUnavailable, literal, sqlState, transaction } from "../_shared/db.ts";
-import { HttpError, json, parseJson, readJsonText, zodDetails } from "../_shared/http.ts";
+import { HttpError, json, parseInput, parseJson, readJsonText } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
 import { Uuid } from "../_shared/validation.ts";
@@ -209,16 +209,11 @@ async function handleDatabaseWebhook(
   body: string,
 ): Promise<Response> {
   requireService(await ctx.caller(req));
-  const parsed = DatabaseWebhookPayload.safeParse(parseJson(body));
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      "invalid_input",
-      "Invalid Database Webhook payload (auth.users only).",
-      zodDetails(parsed.error.issues),
-    );
-  }
-  const p = parsed.data;
+  const p = parseInput(
+    DatabaseWebhookPayload,
+    parseJson(body),
+    "Invalid Database Webhook payload (auth.users only).",
+  );
   const userId = (p.type === "DELETE" ? (p.old_record ?? p.record) : p.record)!.id;
   try {
     const [[row]] = await transaction(ctx.sql(), ctx.config.statementTimeoutMs, [

@@ -7,7 +7,7 @@ import { createClient, isAuthApiError, isAuthRetryableFetchError } from "@supaba
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
 import { sqlState } from "../_shared/db.ts";
-import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
+import { HttpError, json, parseInput, readJson } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
@@ -60,16 +60,7 @@ export const createCreateUserHandler = defineFunction({
     const caller = await ctx.caller(req);
     requireServiceOrAdmin(caller);
 
-    const parsed = CreateUserBody.safeParse(await readJson(req));
-    if (!parsed.success) {
-      throw new HttpError(
-        400,
-        "invalid_input",
-        "Invalid request body.",
-        zodDetails(parsed.error.issues),
-      );
-    }
-    const input = parsed.data;
+    const input = parseInput(CreateUserBody, await readJson(req));
 
     if (input.role !== undefined || input.name !== undefined) {
       const [known] = await ctx.sql()<{ role_ok: boolean; name_max_length: number }[]>`

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { requireServiceOrAdmin } from "../_shared/auth.ts";
 import { literal, transaction } from "../_shared/db.ts";
-import { HttpError, json, readJson, zodDetails } from "../_shared/http.ts";
+import { HttpError, json, parseInput, readJson } from "../_shared/http.ts";
 import { errorFields } from "../_shared/log.ts";
 import { canonicalUuid, syncProfile } from "../_shared/profile.ts";
 import { defineFunction, type FunctionContext } from "../_shared/runtime.ts";
@@ -64,16 +64,7 @@ async function syncOneUser(ctx: FunctionContext, caller: Caller, body: unknown) 
       "Send your access token (Authorization: Bearer) to sync your profile.",
     );
   }
-  const parsed = SelfSyncBody.safeParse(body);
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      "invalid_input",
-      "Invalid request body.",
-      zodDetails(parsed.error.issues),
-    );
-  }
-  const userId = parsed.data.user_id;
+  const userId = parseInput(SelfSyncBody, body).user_id;
   if (caller.kind === "user" && !caller.isAdmin && caller.userId.toLowerCase() !== userId) {
     throw new HttpError(403, "forbidden", "You may sync only your own profile.");
   }
@@ -107,24 +98,16 @@ export const createSyncAllHandler = defineFunction({
 
     const body = await readJson(req, { allowEmpty: true });
     if (isSelfSync(body)) return await syncOneUser(ctx, caller, body);
-    const parsed = PostBody.safeParse(body);
-    if (!parsed.success) {
-      throw new HttpError(
-        400,
-        "invalid_input",
-        "Invalid request body.",
-        zodDetails(parsed.error.issues),
-      );
-    }
-    const dryRun = parsed.data.dry_run ?? false;
-    if (parsed.data.source === "cron" && caller.kind !== "service") {
+    const input = parseInput(PostBody, body);
+    const dryRun = input.dry_run ?? false;
+    if (input.source === "cron" && caller.kind !== "service") {
       throw new HttpError(
         403,
         "forbidden",
         'Only the cron job (secret key) may run as source "cron".',
       );
     }
-    const source = parsed.data.source ?? (caller.kind === "service" ? "api" : "admin");
+    const source = input.source ?? (caller.kind === "service" ? "api" : "admin");
 
     const started = performance.now();
     ctx.log("info", "sync started", { source, dry_run: dryRun });
