@@ -30,6 +30,24 @@ create type user_sync.expected_profile as (
 comment on type user_sync.expected_profile is
   'The profile columns sync derives from auth.users, in the order of user_sync.expected_profiles_sql().';
 
+-- The auth.users columns the field rules read, in the types the rules expect: what the
+-- triggers pass for a row not yet visible in auth.users (NEW). Our own type, so that a
+-- type Auth gives one of its columns never reaches a compiled plan: the triggers cast.
+create type user_sync.auth_user_fields as (
+  id uuid,
+  email text,
+  phone text,
+  raw_user_meta_data jsonb,
+  raw_app_meta_data jsonb,
+  is_anonymous boolean,
+  email_confirmed_at timestamptz,
+  last_sign_in_at timestamptz,
+  created_at timestamptz,
+  deleted_at timestamptz
+);
+comment on type user_sync.auth_user_fields is
+  'The auth.users columns the field rules read, cast to the types the rules expect; what the auth.users triggers pass for the row being written.';
+
 -- Every rule is an inline expression (no function calls), so that a set-based pass
 -- stays one scan of auth.users; the costly cleaning runs only on dirty candidates.
 create or replace function user_sync.expected_profiles_sql() returns text
@@ -168,6 +186,28 @@ create type user_sync.profile_state as (
 comment on type user_sync.profile_state is
   'One auth user''s expected profile, whether a profile exists, whether it drifted, and its row version; all null when the auth user does not exist.';
 
+-- A rule text (expected_profiles_sql() or profile_diff_sql()) reading its auth users
+-- from another source than the table auth.users: a derived table aliased au with the
+-- columns of user_sync.auth_user_fields. Raises unless the text reads auth.users
+-- exactly once, so that a change of the rules cannot compile into a wrong function.
+create or replace function user_sync.field_rules_over(p_rules text, p_source text) returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_from constant text := 'from auth.users au';
+begin
+  if (length(p_rules) - length(replace(p_rules, v_from, ''))) / length(v_from) <> 1 then
+    raise exception 'user_sync.field_rules_over: the rule text must contain "%" exactly once', v_from;
+  end if;
+  return replace(p_rules, v_from, 'from ' || p_source);
+end
+$$;
+comment on function user_sync.field_rules_over(text, text) is
+  'A field-rule text with its auth.users source replaced by another derived table aliased au (a trigger''s NEW as user_sync.auth_user_fields).';
+revoke execute on function user_sync.field_rules_over(text, text) from public, anon, authenticated;
+
 -- Compiles the per-user functions from the rule texts above: static PL/pgSQL, so a
 -- sign-up or sign-in pays for an index probe, not for planning the rules. Run it
 -- after any change to the rule texts (every migration that changes them does).
@@ -219,10 +259,86 @@ $def$, user_sync.profile_diff_sql());
   comment on function user_sync.profile_state(uuid) is
     'The state of one user''s profile: expected profile (null when the auth user is gone), whether a profile exists, drifted, row version. Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state(uuid) from public, anon, authenticated;
+
+  -- The same for an auth row given as values (a trigger's NEW, not visible in auth.users
+  -- yet): the rules read it instead of auth.users.
+  execute format($def$
+create or replace function user_sync.profile_state_of(p_auth user_sync.auth_user_fields) returns user_sync.profile_state
+language plpgsql
+stable
+set search_path = ''
+as $body$
+-- Compiled by user_sync.compile_field_rules() from user_sync.profile_diff_sql().
+declare
+  v_state user_sync.profile_state;
+begin
+  select
+    case when x.id is not null then row(x.id, x.email, x.phone, x.name, x.avatar_url, x.role, x.provider,
+      x.providers, x.is_anonymous, x.email_confirmed_at, x.last_sign_in_at, x.created_at, x.deleted_at)::user_sync.expected_profile end,
+    x.profile_id is not null, x.drifted, x.profile_xmin
+  into v_state
+  from (%s) x
+  where x.id = p_auth.id;
+  return v_state;
+end
+$body$
+$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth).*) au'));
+  comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
+    'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
+  revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
+
+  -- The sign-up trigger (60_auth_trigger.sql): one insert of the profile derived from
+  -- NEW, with the rules inline, so that a sign-up pays for one statement and no
+  -- function call. Fail-open: any error is recorded and the sign-up goes through;
+  -- the only lock it can meet is a user_sync.roles row an admin is deleting (a new
+  -- auth user's id is invisible to every other transaction), bounded by lock_timeout.
+  -- A profile left over under the same id takes the general path.
+  execute format($def$
+create or replace function user_sync.on_auth_user_insert() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+set lock_timeout = '2s'
+as $body$
+-- Compiled by user_sync.compile_field_rules() from user_sync.expected_profiles_sql().
+declare
+  v_auth user_sync.auth_user_fields;
+  v_state text;
+  v_message text;
+begin
+  begin
+    v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
+      new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
+      new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
+    insert into public.users (
+      id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+      email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+    )
+    select d.*, now(), clock_timestamp()
+    from (%s) d
+    on conflict (id) do nothing;
+    if found then
+      return null;
+    end if;
+  exception when others or query_canceled then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
+    raise warning 'user_sync: profile of user %% not synced (%%: %%); the next reconcile will heal it',
+      new.id, v_state, v_message;
+    return null;
+  end;
+  perform user_sync.sync_within_lock_budget(v_auth);
+  return null;
+end
+$body$
+$def$, user_sync.field_rules_over(user_sync.expected_profiles_sql(), '(select (v_auth).*) au'));
+  comment on function user_sync.on_auth_user_insert() is
+    'AFTER INSERT trigger on auth.users (a sign-up): inserts the profile derived from NEW in one statement; never fails the sign-up. Compiled from user_sync.expected_profiles_sql().';
+  revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
 end
 $compile$;
 comment on function user_sync.compile_field_rules() is
-  'Compiles user_sync.expected_profile(uuid) and user_sync.profile_state(uuid) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
+  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields) and the sign-up trigger function user_sync.on_auth_user_insert() from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
 revoke execute on function user_sync.compile_field_rules() from public, anon, authenticated;
 
 select user_sync.compile_field_rules();

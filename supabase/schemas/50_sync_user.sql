@@ -1,10 +1,14 @@
 -- -----------------------------------------------------------------------------
 -- user_sync.sync_user: make one profile match its auth user.
--- Returns inserted, updated, unchanged or deleted. Used by the auth trigger, the
--- edge functions and reconcile's per-user fallback. Raises on failure; callers
--- that must not fail (the trigger) catch and record.
+-- Returns inserted, updated, unchanged or deleted. Used by the edge functions and
+-- reconcile's per-user fallback; the auth triggers use user_sync.sync_profile with
+-- the row they are writing. Raises on failure; callers that must not fail (the
+-- triggers) catch and record.
 -- -----------------------------------------------------------------------------
-create or replace function user_sync.sync_user(p_user_id uuid) returns text
+
+-- One home for writing a profile: from the auth.users row (p_auth null), or from the
+-- auth row given as values (a BEFORE trigger's NEW, which auth.users does not show yet).
+create or replace function user_sync.sync_profile(p_user_id uuid, p_auth user_sync.auth_user_fields) returns text
 language plpgsql
 security definer
 set search_path = ''
@@ -14,14 +18,17 @@ declare
   d user_sync.expected_profile;
   v_result text;
 begin
-  if p_user_id is null then
-    raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null';
+  if p_user_id is null or p_user_id is distinct from coalesce(p_auth.id, p_user_id) then
+    raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null (and must be p_auth.id)';
   end if;
 
   -- Two rounds at most: an insert that loses a race with a concurrent insert of the
   -- same profile turns into an update on the second round.
   for v_round in 1..2 loop
-    if exists (select 1 from public.users u where u.id = p_user_id) then
+    if p_auth.id is not null then
+      v_state := user_sync.profile_state_of(p_auth);
+      d := v_state.expected;
+    elsif exists (select 1 from public.users u where u.id = p_user_id) then
       v_state := user_sync.profile_state(p_user_id);
       d := v_state.expected;
     else
@@ -80,6 +87,17 @@ begin
   perform user_sync.resolve_errors(p_user_id);
   return v_result;
 end
+$$;
+comment on function user_sync.sync_profile(uuid, user_sync.auth_user_fields) is
+  'Makes the profile of one user match its auth row: the auth.users row when p_auth is null, else the values given (the row an auth.users trigger is writing). Returns inserted, updated, unchanged or deleted. Resolves that user''s open errors.';
+revoke execute on function user_sync.sync_profile(uuid, user_sync.auth_user_fields) from public, anon, authenticated;
+
+create or replace function user_sync.sync_user(p_user_id uuid) returns text
+language sql
+security definer
+set search_path = ''
+as $$
+  select user_sync.sync_profile(p_user_id, null);
 $$;
 comment on function user_sync.sync_user(uuid) is
   'Makes the profile of one user match auth.users. Returns inserted, updated, unchanged or deleted (auth user gone). Resolves that user''s open errors.';

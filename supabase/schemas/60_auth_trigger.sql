@@ -1,16 +1,22 @@
 -- -----------------------------------------------------------------------------
 -- Triggers on auth.users: instant sync on insert and on every update that changes
 -- what the profile mirrors (metadata merge, email or phone change, confirmation,
--- soft delete, anonymous -> permanent). What Auth can expect from them:
+-- soft delete, anonymous -> permanent). One trigger per write:
+--   * user_sync_on_auth_user_insert, AFTER INSERT (a sign-up): one insert of the
+--     derived profile (user_sync.on_auth_user_insert(), compiled with the field
+--     rules by user_sync.compile_field_rules(), 30_field_rules.sql);
+--   * user_sync_on_auth_user_update, BEFORE UPDATE: a sign-in returns after one
+--     comparison; any other write has its role change stamped (65_role_changes.sql)
+--     and the profile follows the row being written (NEW, given as values).
+-- What Auth can expect from them:
 --   * Its migrations: no WHEN clause and no column list, so no catalog dependency on
---     an auth.users column (Auth can ALTER COLUMN ... TYPE any of them); the
---     comparison of old and new is done in the function body.
+--     an auth.users column (Auth can ALTER COLUMN ... TYPE any of them); every column
+--     is read in a function body, cast to the type our code expects.
 --   * Its latency: a sign-in that only moves last_sign_in_at (of a user who signed in
---     before) and writes to columns we do not mirror return after one comparison (no
---     query; its subtransaction writes nothing and only guards against a column type
---     Auth changed under this session's cached plan).
---     The mirror's last_sign_in_at then follows at the next reconcile, which
---     re-derives every auth row written since its last run (the row's new xmin).
+--     before) and writes to columns we do not mirror costs one trigger call and one
+--     comparison: no query, no subtransaction, no second trigger. The mirror's
+--     last_sign_in_at then follows at the next reconcile, which re-derives every auth
+--     row written since its last run (the row's new xmin).
 --   * Fail-open: any error, query_canceled (statement_timeout) included, is recorded
 --     in user_sync.errors, raised as a WARNING and healed by the next reconcile; the
 --     auth write goes through.
@@ -24,10 +30,6 @@
 --     the note recorded here).
 -- -----------------------------------------------------------------------------
 
--- Is the profile row of this user locked by a transaction that waits, directly or
--- behind others, for the calling one? The lockers are the row's xmax, or each member
--- when xmax is a MultiXact (a lock shared with KEY SHARE lockers, e.g. an insert into
--- an app table with a foreign key to public.users). Never raises.
 create or replace function user_sync.profile_locked_by_waiter(p_user_id uuid) returns boolean
 language plpgsql
 security definer
@@ -69,7 +71,9 @@ comment on function user_sync.profile_locked_by_waiter(uuid) is
   'Whether a transaction holding the profile row lock of this user (xmax or a MultiXact member) waits, directly or behind others, for the calling transaction. Never raises.';
 revoke execute on function user_sync.profile_locked_by_waiter(uuid) from public, anon, authenticated;
 
-create or replace function user_sync.on_auth_user_change() returns trigger
+-- Syncs the profile of the auth row a trigger is writing, within the transaction's
+-- 2 s of lock waits; never raises: what it cannot sync it records for reconcile.
+create or replace function user_sync.sync_within_lock_budget(p_auth user_sync.auth_user_fields) returns void
 language plpgsql
 security definer
 set search_path = ''
@@ -83,22 +87,6 @@ declare
   v_message text;
   v_detail text;
 begin
-  if tg_op = 'UPDATE' then
-    begin
-      if (new.email, new.phone, new.raw_user_meta_data, new.raw_app_meta_data, new.email_confirmed_at,
-          new.is_anonymous, new.deleted_at, new.created_at, new.last_sign_in_at is null)
-         is not distinct from
-         (old.email, old.phone, old.raw_user_meta_data, old.raw_app_meta_data, old.email_confirmed_at,
-          old.is_anonymous, old.deleted_at, old.created_at, old.last_sign_in_at is null) then
-        return null;
-      end if;
-    exception when others or query_canceled then
-      -- e.g. Auth changed a column's type under this session's cached plan (json has
-      -- no equality at all): compare no further, sync.
-      null;
-    end;
-  end if;
-
   -- What is left of this transaction's 2 s of lock waits (a setting anyone could set:
   -- read without a cast that could fail).
   v_budget_ms := case when current_setting('user_sync.lock_budget_ms', true) ~ '^[0-9]{1,4}$'
@@ -109,9 +97,9 @@ begin
     begin
       v_lock_timeout := current_setting('lock_timeout');
       perform set_config('lock_timeout', greatest(least(v_slice_ms, v_budget_ms), 1) || 'ms', true);
-      perform user_sync.sync_user(new.id);
+      perform user_sync.sync_profile(p_auth.id, p_auth);
       perform set_config('lock_timeout', v_lock_timeout, true);
-      return null;
+      return;
     exception
       when lock_not_available then
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
@@ -121,29 +109,110 @@ begin
     end;
     v_budget_ms := greatest(v_budget_ms - ceil(extract(epoch from clock_timestamp() - v_started) * 1000)::integer, 0);
     perform set_config('user_sync.lock_budget_ms', v_budget_ms::text, true);
-    if user_sync.profile_locked_by_waiter(new.id) then
-      perform user_sync.record_error(new.id, 'trigger', v_state,
+    if user_sync.profile_locked_by_waiter(p_auth.id) then
+      perform user_sync.record_error(p_auth.id, 'trigger', v_state,
         'profile locked by a transaction that waits for this one (a role change): left to it', null);
-      return null;
+      return;
     end if;
     exit when v_budget_ms <= 0;
     v_slice_ms := 200;
   end loop;
   -- Not synced (an error, or the lock budget spent): record it, heal later.
-  perform user_sync.record_error(new.id, 'trigger', v_state, v_message, v_detail);
+  perform user_sync.record_error(p_auth.id, 'trigger', v_state, v_message, v_detail);
   raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-    new.id, v_state, v_message;
+    p_auth.id, v_state, v_message;
+exception when others or query_canceled then
+  -- Never fail the auth write, not even for a broken error log.
+  raise warning 'user_sync: profile of user % not synced (%); the next reconcile will heal it', p_auth.id, sqlerrm;
+end
+$$;
+comment on function user_sync.sync_within_lock_budget(user_sync.auth_user_fields) is
+  'Syncs the profile of the auth row an auth.users trigger is writing, waiting at most 2 s for locks per transaction; records what it cannot sync. Never raises.';
+revoke execute on function user_sync.sync_within_lock_budget(user_sync.auth_user_fields) from public, anon, authenticated;
+
+-- The BEFORE UPDATE trigger. The comparison casts each column to the type our code
+-- reads, so that a column type Auth changes (json for jsonb, text for varchar) keeps
+-- comparing once a session plans it again.
+create or replace function user_sync.on_auth_user_update() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_auth user_sync.auth_user_fields;
+  v_state text;
+  v_message text;
+begin
+  -- Every sign-in: nothing the profile mirrors changed, raw_app_meta_data included
+  -- (so no role change either).
+  begin
+    if (new.email::text, new.phone::text, new.raw_user_meta_data::jsonb, new.raw_app_meta_data::jsonb,
+        new.email_confirmed_at::timestamptz, new.is_anonymous::boolean, new.deleted_at::timestamptz,
+        new.created_at::timestamptz, new.last_sign_in_at is null)
+       is not distinct from
+       (old.email::text, old.phone::text, old.raw_user_meta_data::jsonb, old.raw_app_meta_data::jsonb,
+        old.email_confirmed_at::timestamptz, old.is_anonymous::boolean, old.deleted_at::timestamptz,
+        old.created_at::timestamptz, old.last_sign_in_at is null) then
+      return new;
+    end if;
+  exception when others or query_canceled then
+    -- A column type Auth changed under a plan this session cached ("type of parameter
+    -- does not match"): compare no further, take the full path.
+    null;
+  end;
+
+  begin
+    -- A role change is stamped, a stale copy's role undone, before the write lands.
+    if new.raw_app_meta_data::jsonb is distinct from old.raw_app_meta_data::jsonb then
+      new.raw_app_meta_data := user_sync.stamped_app_metadata(old.raw_app_meta_data::jsonb, new.raw_app_meta_data::jsonb);
+    end if;
+    v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
+      new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
+      new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
+  exception when others or query_canceled then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
+    raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
+      new.id, v_state, v_message;
+    return new;
+  end;
+  -- The profile follows the row as it will be written.
+  perform user_sync.sync_within_lock_budget(v_auth);
+  return new;
+end
+$$;
+comment on function user_sync.on_auth_user_update() is
+  'BEFORE UPDATE trigger on auth.users: returns at once when nothing mirrored changed (a sign-in); otherwise stamps a role change and syncs the profile to the row being written. Never fails the auth write; waits at most 2 s for locks per transaction.';
+revoke execute on function user_sync.on_auth_user_update() from public, anon, authenticated;
+
+-- The sign-up trigger's function, user_sync.on_auth_user_insert(), is compiled with
+-- the field rules (30_field_rules.sql).
+create or replace trigger user_sync_on_auth_user_insert
+  after insert on auth.users
+  for each row execute function user_sync.on_auth_user_insert();
+
+create or replace trigger user_sync_on_auth_user_update
+  before update on auth.users
+  for each row execute function user_sync.on_auth_user_update();
+
+-- Retired: user_sync_keep_role_change, 0.2.0's BEFORE UPDATE trigger for role stamps
+-- (now part of user_sync_on_auth_user_update). Only the owner of auth.users may drop
+-- or disable a trigger on it, and migrations run as postgres, which is not its owner
+-- on the hosted platform; so the trigger stays, redefined to fire on nothing Auth does
+-- (a TRUNCATE of auth.users, once per statement) and to do nothing. The owner may drop
+-- it (CHANGELOG 0.3.0).
+create or replace function user_sync.retired_trigger() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
   return null;
 end
 $$;
-comment on function user_sync.on_auth_user_change() is
-  'AFTER INSERT/UPDATE trigger on auth.users: syncs the profile when a mirrored column changed; never fails the auth write; waits at most 2 s for locks per transaction.';
-revoke execute on function user_sync.on_auth_user_change() from public, anon, authenticated;
+comment on function user_sync.retired_trigger() is
+  'Does nothing: the function of retired triggers on auth.users that a migration, not being the table''s owner, cannot drop.';
+revoke execute on function user_sync.retired_trigger() from public, anon, authenticated;
 
-create or replace trigger user_sync_on_auth_user_insert
-  after insert on auth.users
-  for each row execute function user_sync.on_auth_user_change();
-
-create or replace trigger user_sync_on_auth_user_update
-  after update on auth.users
-  for each row execute function user_sync.on_auth_user_change();
+create or replace trigger user_sync_keep_role_change
+  after truncate on auth.users
+  for each statement execute function user_sync.retired_trigger();

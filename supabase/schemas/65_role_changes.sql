@@ -16,66 +16,57 @@
 --     write-back, Auth admin API, SQL editor): it lands and is stamped (version + 1).
 -- When two admins disagree, the role change committed last wins; a write that does
 -- not change the role never undoes one.
--- BEFORE UPDATE, no WHEN clause and no column list (Auth must be able to ALTER its
--- columns); a write that leaves the role and the stamp alone (every sign-in) returns
--- after one comparison. Security invoker: it only rewrites NEW.
+-- Applied by the BEFORE UPDATE trigger on auth.users (60_auth_trigger.sql) to every
+-- write that changes raw_app_meta_data; a sign-in never gets here. A pure function of
+-- the metadata before and after the write: what the write must store.
 -- -----------------------------------------------------------------------------
-create or replace function user_sync.keep_role_change() returns trigger
+create or replace function user_sync.stamped_app_metadata(p_old jsonb, p_new jsonb) returns jsonb
 language plpgsql
-security invoker
+stable
 set search_path = ''
 as $$
 declare
-  v_old jsonb := old.raw_app_meta_data;
-  v_new jsonb := new.raw_app_meta_data;
   v_old_stamp jsonb;
   v_new_stamp jsonb;
   v_old_version numeric;
   v_new_version numeric;
 begin
-  if (v_new -> 'role', v_new -> 'user_sync_role_stamp') is not distinct from (v_old -> 'role', v_old -> 'user_sync_role_stamp')
-     or jsonb_typeof(v_new) is distinct from 'object' then
-    return new;
+  if (p_new -> 'role', p_new -> 'user_sync_role_stamp') is not distinct from (p_old -> 'role', p_old -> 'user_sync_role_stamp')
+     or jsonb_typeof(p_new) is distinct from 'object' then
+    return p_new;
   end if;
-  if jsonb_typeof(v_old -> 'user_sync_role_stamp') = 'object' then
-    v_old_stamp := v_old -> 'user_sync_role_stamp';
+  if jsonb_typeof(p_old -> 'user_sync_role_stamp') = 'object' then
+    v_old_stamp := p_old -> 'user_sync_role_stamp';
   end if;
-  if jsonb_typeof(v_new -> 'user_sync_role_stamp') = 'object' then
-    v_new_stamp := v_new -> 'user_sync_role_stamp';
+  if jsonb_typeof(p_new -> 'user_sync_role_stamp') = 'object' then
+    v_new_stamp := p_new -> 'user_sync_role_stamp';
   end if;
   v_old_version := case when jsonb_typeof(v_old_stamp -> 'v') = 'number' then (v_old_stamp ->> 'v')::numeric else 0 end;
   v_new_version := case when jsonb_typeof(v_new_stamp -> 'v') = 'number' then (v_new_stamp ->> 'v')::numeric else 0 end;
 
   if v_new_version < v_old_version
-     and nullif(v_new -> 'role', 'null') is not distinct from
+     and nullif(p_new -> 'role', 'null') is not distinct from
          nullif(case when v_new_stamp is not null then v_new_stamp -> 'role' else v_old_stamp -> 'base' end, 'null') then
     -- A stale copy written back without touching the role: keep the newer role change.
-    new.raw_app_meta_data := (v_new - 'role' - 'user_sync_role_stamp')
+    return (p_new - 'role' - 'user_sync_role_stamp')
       || jsonb_build_object('user_sync_role_stamp', v_old_stamp)
-      || case when v_old ? 'role' then jsonb_build_object('role', v_old -> 'role') else '{}'::jsonb end;
-  elsif (v_new -> 'role') is distinct from (v_old -> 'role') then
+      || case when p_old ? 'role' then jsonb_build_object('role', p_old -> 'role') else '{}'::jsonb end;
+  elsif (p_new -> 'role') is distinct from (p_old -> 'role') then
     -- A role change: stamp it.
-    new.raw_app_meta_data := v_new || jsonb_build_object('user_sync_role_stamp', jsonb_strip_nulls(jsonb_build_object(
+    return p_new || jsonb_build_object('user_sync_role_stamp', jsonb_strip_nulls(jsonb_build_object(
       'v', greatest(v_old_version, v_new_version) + 1,
-      'role', v_new -> 'role',
-      'from', v_old -> 'role',
-      'base', case when v_old_stamp is null then v_old -> 'role' else v_old_stamp -> 'base' end,
+      'role', p_new -> 'role',
+      'from', p_old -> 'role',
+      'base', case when v_old_stamp is null then p_old -> 'role' else v_old_stamp -> 'base' end,
       'at', now()
     )));
   elsif v_old_stamp is null then
     -- Same role, a stamp removed or made up: the stamp is ours.
-    new.raw_app_meta_data := v_new - 'user_sync_role_stamp';
-  else
-    new.raw_app_meta_data := v_new || jsonb_build_object('user_sync_role_stamp', v_old_stamp);
+    return p_new - 'user_sync_role_stamp';
   end if;
-  return new;
+  return p_new || jsonb_build_object('user_sync_role_stamp', v_old_stamp);
 end
 $$;
-comment on function user_sync.keep_role_change() is
-  'BEFORE UPDATE trigger on auth.users: stamps every role change in raw_app_meta_data.user_sync_role_stamp and keeps it when a stale copy of the metadata is written back.';
-revoke execute on function user_sync.keep_role_change() from public, anon, authenticated;
-
-create or replace trigger user_sync_keep_role_change
-  before update on auth.users
-  for each row
-  execute function user_sync.keep_role_change();
+comment on function user_sync.stamped_app_metadata(jsonb, jsonb) is
+  'The raw_app_meta_data an auth.users write must store: every role change stamped in user_sync_role_stamp, a stale copy written back keeping the newer role. Used by the BEFORE UPDATE trigger on auth.users.';
+revoke execute on function user_sync.stamped_app_metadata(jsonb, jsonb) from public, anon, authenticated;

@@ -33,8 +33,9 @@ begin
     if not found then
       v_problems := v_problems || jsonb_build_object('code', 'trigger_missing',
         'message', format('Trigger %s on auth.users is missing: profiles are no longer created or updated instantly.', v_trigger),
-        'hint', format('create or replace trigger %s after %s on auth.users for each row execute function user_sync.on_auth_user_change(); then select user_sync.reconcile();',
-          v_trigger, case when v_trigger like '%insert' then 'insert' else 'update' end));
+        'hint', format('create or replace trigger %s %s on auth.users for each row execute function user_sync.%s(); then select user_sync.reconcile();',
+          v_trigger, case when v_trigger like '%insert' then 'after insert' else 'before update' end,
+          case when v_trigger like '%insert' then 'on_auth_user_insert' else 'on_auth_user_update' end));
     elsif v_enabled in ('D', 'R') then
       v_problems := v_problems || jsonb_build_object('code', 'trigger_disabled',
         'message', format('Trigger %s on auth.users is disabled: profiles are no longer synced instantly.', v_trigger),

@@ -1,7 +1,7 @@
 -- Schema, columns, grants, RLS, triggers and the cron job: the contract a user
 -- deploys. Runs as a superuser (supabase_admin) in one transaction, rolled back.
 begin;
-select plan(47);
+select plan(49);
 
 -- public.users ---------------------------------------------------------------
 select has_table('public', 'users', 'public.users exists');
@@ -59,8 +59,8 @@ select ok(not has_function_privilege('anon', 'user_sync.is_admin()', 'execute')
 select is(
   (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
    where n.nspname = 'user_sync' and p.prosecdef
-     and p.proname in ('sync_user', 'reconcile', 'status', 'on_auth_user_change')),
-  4, 'sync functions and the auth trigger function are security definer');
+     and p.proname in ('sync_user', 'reconcile', 'status', 'on_auth_user_insert', 'on_auth_user_update')),
+  5, 'sync functions and the auth trigger functions are security definer');
 
 -- grants -------------------------------------------------------------------
 select table_privs_are('public', 'users', 'anon', array[]::text[], 'anon has no privilege on public.users');
@@ -76,14 +76,24 @@ select table_privs_are('user_sync', 'errors', 'anon', array[]::text[], 'anon can
 select ok(not has_schema_privilege('anon', 'user_sync', 'usage'), 'anon has no usage on user_sync');
 
 -- triggers -----------------------------------------------------------------
-select trigger_is('auth', 'users', 'user_sync_on_auth_user_insert', 'user_sync', 'on_auth_user_change',
+select trigger_is('auth', 'users', 'user_sync_on_auth_user_insert', 'user_sync', 'on_auth_user_insert',
   'AFTER INSERT trigger on auth.users syncs the profile');
-select trigger_is('auth', 'users', 'user_sync_on_auth_user_update', 'user_sync', 'on_auth_user_change',
-  'AFTER UPDATE trigger on auth.users syncs the profile');
+select trigger_is('auth', 'users', 'user_sync_on_auth_user_update', 'user_sync', 'on_auth_user_update',
+  'BEFORE UPDATE trigger on auth.users syncs the profile');
 select ok(
-  (select pg_get_triggerdef(t.oid) ~ '^CREATE TRIGGER user_sync_on_auth_user_update AFTER UPDATE ON auth.users FOR EACH ROW EXECUTE FUNCTION'
+  (select pg_get_triggerdef(t.oid) ~ '^CREATE TRIGGER user_sync_on_auth_user_update BEFORE UPDATE ON auth.users FOR EACH ROW EXECUTE FUNCTION'
    from pg_trigger t where t.tgname = 'user_sync_on_auth_user_update'),
   'the update trigger has no WHEN clause and no column list (Auth can alter its columns)');
+select is(
+  (select array_agg(t.tgname::text order by t.tgname) from pg_trigger t
+   where t.tgrelid = 'auth.users'::regclass and not t.tgisinternal and (t.tgtype & 1) = 1
+     and t.tgfoid in (select p.oid from pg_proc p where p.pronamespace = 'user_sync'::regnamespace)),
+  array['user_sync_on_auth_user_insert', 'user_sync_on_auth_user_update'],
+  'one row trigger of ours per Auth write: a sign-in fires one trigger, a sign-up one');
+select is(
+  (select pg_get_triggerdef(t.oid) from pg_trigger t where t.tgname = 'user_sync_keep_role_change'),
+  'CREATE TRIGGER user_sync_keep_role_change AFTER TRUNCATE ON auth.users FOR EACH STATEMENT EXECUTE FUNCTION user_sync.retired_trigger()',
+  'the retired role-stamp trigger (a migration cannot drop it) fires on nothing Auth does');
 select trigger_is('public', 'users', 'user_sync_guard_profile_write', 'user_sync', 'guard_profile_write',
   'public.users has the guard trigger');
 

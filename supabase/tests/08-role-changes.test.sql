@@ -162,9 +162,9 @@ select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.
   '3', 'a made-up stamp is replaced by the real one');
 
 -- 9. no WHEN clause and no column list (Auth must be able to ALTER its columns)
-select is((select count(*)::int from pg_trigger where tgname = 'user_sync_keep_role_change'
+select is((select count(*)::int from pg_trigger where tgname = 'user_sync_on_auth_user_update'
            and tgrelid = 'auth.users'::regclass and tgqual is null and tgattr = ''::int2vector),
-  1, 'the trigger depends on no auth.users column');
+  1, 'the trigger that stamps depends on no auth.users column');
 
 select * from finish();
 rollback;
