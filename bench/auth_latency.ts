@@ -6,8 +6,8 @@
 //            the anchor; bench/sql/auth_latency_setup.sql) vs no trigger (for reference);
 //   sign-in: UPDATE auth.users SET last_sign_in_at = now() of a random user, with our
 //            triggers vs no trigger at all.
-// "Ours" is every trigger on auth.users whose function lives in schema user_sync (whatever
-// the migrations installed). Rounds alternate configurations; each ratio is the median of
+// "Ours" is every row trigger on auth.users whose function lives in schema user_sync
+// (whatever the migrations installed). Rounds alternate configurations; each ratio is the median of
 // the per-round ratios. Commits do not wait for the WAL flush (synchronous_commit = off) so
 // that the figures measure the triggers' CPU, not the shared disk: with the flush every
 // ratio is closer to 1. Checks: every sign-up made with our triggers has its profile; after
@@ -52,7 +52,7 @@ const check = (scenario: string, ok: boolean, detail: string) => {
 await admin.unsafe(readFileSync(`${ROOT}bench/sql/auth_latency_setup.sql`, "utf8"));
 const ours = (await admin`
   select t.tgname from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-  where t.tgrelid = 'auth.users'::regclass and not t.tgisinternal
+  where t.tgrelid = 'auth.users'::regclass and not t.tgisinternal and (t.tgtype & 1) = 1
     and p.pronamespace = 'user_sync'::regnamespace order by t.tgname`).map((r) => r.tgname as string);
 const oursInsert = (await admin`
   select t.tgname from pg_trigger t join pg_proc p on p.oid = t.tgfoid
