@@ -292,7 +292,8 @@ $def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth
   -- function call. Fail-open: any error is recorded and the sign-up goes through;
   -- the only lock it can meet is a user_sync.roles row an admin is deleting (a new
   -- auth user's id is invisible to every other transaction), bounded by lock_timeout.
-  -- A profile left over under the same id takes the general path.
+  -- A profile left over under the same id takes the general path, which reads the
+  -- inserted row from auth.users.
   execute format($def$
 create or replace function user_sync.on_auth_user_insert() returns trigger
 language plpgsql
@@ -322,12 +323,18 @@ begin
     end if;
   exception when others or query_canceled then
     get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-    raise warning 'user_sync: profile of user %% not synced (%%: %%); the next reconcile will heal it',
-      new.id, v_state, v_message;
-    return null;
+    if v_state <> '42804' then
+      perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
+      raise warning 'user_sync: profile of user %% not synced (%%: %%); the next reconcile will heal it',
+        new.id, v_state, v_message;
+      return null;
+    end if;
+    -- A column type Auth changed under a plan this session had cached ("type of
+    -- parameter does not match"): let the session plan again.
+    discard plans;
   end;
-  perform user_sync.sync_within_lock_budget(v_auth);
+  -- A profile left over under the same id, or plans made again: the general path.
+  perform user_sync.sync_within_lock_budget(new.id, null);
   return null;
 end
 $body$

@@ -71,9 +71,10 @@ comment on function user_sync.profile_locked_by_waiter(uuid) is
   'Whether a transaction holding the profile row lock of this user (xmax or a MultiXact member) waits, directly or behind others, for the calling transaction. Never raises.';
 revoke execute on function user_sync.profile_locked_by_waiter(uuid) from public, anon, authenticated;
 
--- Syncs the profile of the auth row a trigger is writing, within the transaction's
--- 2 s of lock waits; never raises: what it cannot sync it records for reconcile.
-create or replace function user_sync.sync_within_lock_budget(p_auth user_sync.auth_user_fields) returns void
+-- Syncs the profile of the auth row a trigger is writing (given as values, or read from
+-- auth.users when p_auth is null), within the transaction's 2 s of lock waits; never
+-- raises: what it cannot sync it records for reconcile.
+create or replace function user_sync.sync_within_lock_budget(p_user_id uuid, p_auth user_sync.auth_user_fields) returns void
 language plpgsql
 security definer
 set search_path = ''
@@ -97,7 +98,7 @@ begin
     begin
       v_lock_timeout := current_setting('lock_timeout');
       perform set_config('lock_timeout', greatest(least(v_slice_ms, v_budget_ms), 1) || 'ms', true);
-      perform user_sync.sync_profile(p_auth.id, p_auth);
+      perform user_sync.sync_profile(p_user_id, p_auth);
       perform set_config('lock_timeout', v_lock_timeout, true);
       return;
     exception
@@ -109,8 +110,8 @@ begin
     end;
     v_budget_ms := greatest(v_budget_ms - ceil(extract(epoch from clock_timestamp() - v_started) * 1000)::integer, 0);
     perform set_config('user_sync.lock_budget_ms', v_budget_ms::text, true);
-    if user_sync.profile_locked_by_waiter(p_auth.id) then
-      perform user_sync.record_error(p_auth.id, 'trigger', v_state,
+    if user_sync.profile_locked_by_waiter(p_user_id) then
+      perform user_sync.record_error(p_user_id, 'trigger', v_state,
         'profile locked by a transaction that waits for this one (a role change): left to it', null);
       return;
     end if;
@@ -118,17 +119,17 @@ begin
     v_slice_ms := 200;
   end loop;
   -- Not synced (an error, or the lock budget spent): record it, heal later.
-  perform user_sync.record_error(p_auth.id, 'trigger', v_state, v_message, v_detail);
+  perform user_sync.record_error(p_user_id, 'trigger', v_state, v_message, v_detail);
   raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-    p_auth.id, v_state, v_message;
+    p_user_id, v_state, v_message;
 exception when others or query_canceled then
   -- Never fail the auth write, not even for a broken error log.
-  raise warning 'user_sync: profile of user % not synced (%); the next reconcile will heal it', p_auth.id, sqlerrm;
+  raise warning 'user_sync: profile of user % not synced (%); the next reconcile will heal it', p_user_id, sqlerrm;
 end
 $$;
-comment on function user_sync.sync_within_lock_budget(user_sync.auth_user_fields) is
-  'Syncs the profile of the auth row an auth.users trigger is writing, waiting at most 2 s for locks per transaction; records what it cannot sync. Never raises.';
-revoke execute on function user_sync.sync_within_lock_budget(user_sync.auth_user_fields) from public, anon, authenticated;
+comment on function user_sync.sync_within_lock_budget(uuid, user_sync.auth_user_fields) is
+  'Syncs the profile of the auth row an auth.users trigger is writing (the values given, or the auth.users row when null), waiting at most 2 s for locks per transaction; records what it cannot sync. Never raises.';
+revoke execute on function user_sync.sync_within_lock_budget(uuid, user_sync.auth_user_fields) from public, anon, authenticated;
 
 -- The BEFORE UPDATE trigger. The comparison casts each column to the type our code
 -- reads, so that a column type Auth changes (json for jsonb, text for varchar) keeps
@@ -139,6 +140,7 @@ security definer
 set search_path = ''
 as $$
 declare
+  v_app jsonb;
   v_auth user_sync.auth_user_fields;
   v_state text;
   v_message text;
@@ -156,28 +158,37 @@ begin
       return new;
     end if;
   exception when others or query_canceled then
-    -- A column type Auth changed under a plan this session cached ("type of parameter
-    -- does not match"): compare no further, take the full path.
-    null;
+    -- A column type Auth changed under a plan this session had cached ("type of
+    -- parameter does not match"): let the session plan again, take the full path.
+    if sqlstate = '42804' then
+      discard plans;
+    end if;
   end;
 
-  begin
-    -- A role change is stamped, a stale copy's role undone, before the write lands.
-    if new.raw_app_meta_data::jsonb is distinct from old.raw_app_meta_data::jsonb then
-      new.raw_app_meta_data := user_sync.stamped_app_metadata(old.raw_app_meta_data::jsonb, new.raw_app_meta_data::jsonb);
-    end if;
-    v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
-      new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
-      new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
-  exception when others or query_canceled then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-    raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-      new.id, v_state, v_message;
-    return new;
-  end;
+  -- The row as it will be written, a role change stamped (a stale copy's role undone).
+  -- Two rounds at most: the second after plans made again (see above).
+  for v_round in 1..2 loop
+    begin
+      v_app := user_sync.stamped_app_metadata(old.raw_app_meta_data::jsonb, new.raw_app_meta_data::jsonb);
+      v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
+        v_app, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
+        new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
+      exit;
+    exception when others or query_canceled then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      if v_state = '42804' and v_round = 1 then
+        discard plans;
+        continue;
+      end if;
+      perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
+      raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
+        new.id, v_state, v_message;
+      return new;
+    end;
+  end loop;
+  new.raw_app_meta_data := v_app;
   -- The profile follows the row as it will be written.
-  perform user_sync.sync_within_lock_budget(v_auth);
+  perform user_sync.sync_within_lock_budget(new.id, v_auth);
   return new;
 end
 $$;
