@@ -4,8 +4,7 @@
 --   the role stamping of 20261129120000 moves into it (user_sync.stamped_app_metadata)
 --   and the AFTER UPDATE trigger goes; any other update syncs the profile to the row
 --   being written (NEW, as user_sync.auth_user_fields).
--- * A sign-up fires one AFTER INSERT trigger that inserts the derived profile in one
---   statement, compiled with the field rules (user_sync.on_auth_user_insert()).
+-- * A sign-up fires one AFTER INSERT trigger (user_sync.on_auth_user_insert()).
 -- Current definitions: supabase/schemas/30_field_rules.sql, 50_sync_user.sql,
 -- 60_auth_trigger.sql, 65_role_changes.sql, 84_health.sql.
 -- -----------------------------------------------------------------------------
@@ -130,66 +129,10 @@ $def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
-
-  -- The sign-up trigger (60_auth_trigger.sql): one insert of the profile derived from
-  -- NEW, with the rules inline, so that a sign-up pays for one statement and no
-  -- function call. Fail-open: any error is recorded and the sign-up goes through;
-  -- the only lock it can meet is a user_sync.roles row an admin is deleting (a new
-  -- auth user's id is invisible to every other transaction), bounded by lock_timeout.
-  -- A profile left over under the same id takes the general path, which reads the
-  -- inserted row from auth.users.
-  execute format($def$
-create or replace function user_sync.on_auth_user_insert() returns trigger
-language plpgsql
-security definer
-set search_path = ''
-set lock_timeout = '2s'
-as $body$
--- Compiled by user_sync.compile_field_rules() from user_sync.expected_profiles_sql().
-declare
-  v_auth user_sync.auth_user_fields;
-  v_state text;
-  v_message text;
-begin
-  begin
-    v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
-      new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
-      new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
-    insert into public.users (
-      id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-      email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-    )
-    select d.*, now(), clock_timestamp()
-    from (%s) d
-    on conflict (id) do nothing;
-    if found then
-      return null;
-    end if;
-  exception when others or query_canceled then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    if v_state <> '42804' then
-      perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-      raise warning 'user_sync: profile of user %% not synced (%%: %%); the next reconcile will heal it',
-        new.id, v_state, v_message;
-      return null;
-    end if;
-    -- A column type Auth changed under a plan this session had cached ("type of
-    -- parameter does not match"): let the session plan again.
-    discard plans;
-  end;
-  -- A profile left over under the same id, or plans made again: the general path.
-  perform user_sync.sync_within_lock_budget(new.id, null);
-  return null;
-end
-$body$
-$def$, user_sync.field_rules_over(user_sync.expected_profiles_sql(), '(select (v_auth).*) au'));
-  comment on function user_sync.on_auth_user_insert() is
-    'AFTER INSERT trigger on auth.users (a sign-up): inserts the profile derived from NEW in one statement; never fails the sign-up. Compiled from user_sync.expected_profiles_sql().';
-  revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
 end
 $compile$;
 comment on function user_sync.compile_field_rules() is
-  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields) and the sign-up trigger function user_sync.on_auth_user_insert() from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
+  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid) and user_sync.profile_state_of(user_sync.auth_user_fields) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
 revoke execute on function user_sync.compile_field_rules() from public, anon, authenticated;
 
 -- One home for writing a profile: from the auth.users row (p_auth null), or from the
@@ -466,8 +409,42 @@ comment on function user_sync.on_auth_user_update() is
   'BEFORE UPDATE trigger on auth.users: returns at once when nothing mirrored changed (a sign-in); otherwise stamps a role change and syncs the profile to the row being written. Never fails the auth write; waits at most 2 s for locks per transaction.';
 revoke execute on function user_sync.on_auth_user_update() from public, anon, authenticated;
 
--- The triggers: the compiled sign-up function first, then one trigger per write.
 select user_sync.compile_field_rules();
+
+-- The AFTER INSERT trigger (a sign-up). It reads the row from NEW, cast like the update
+-- trigger's, so that a column whose type Auth changed still derives; should that fail,
+-- the row is in auth.users already.
+create or replace function user_sync.on_auth_user_insert() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_auth user_sync.auth_user_fields;
+begin
+  for v_round in 1..2 loop
+    begin
+      v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
+        new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
+        new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
+      exit;
+    exception when others or query_canceled then
+      if sqlstate = '42804' and v_round = 1 then
+        discard plans; -- see the update trigger
+        continue;
+      end if;
+      v_auth := null;
+      exit;
+    end;
+  end loop;
+  perform user_sync.sync_within_lock_budget(new.id, v_auth);
+  return null;
+end
+$$;
+comment on function user_sync.on_auth_user_insert() is
+  'AFTER INSERT trigger on auth.users (a sign-up): creates the profile; never fails the sign-up; waits at most 2 s for locks per transaction.';
+revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
+
 create or replace trigger user_sync_on_auth_user_insert
   after insert on auth.users
   for each row execute function user_sync.on_auth_user_insert();

@@ -286,66 +286,10 @@ $def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
-
-  -- The sign-up trigger (60_auth_trigger.sql): one insert of the profile derived from
-  -- NEW, with the rules inline, so that a sign-up pays for one statement and no
-  -- function call. Fail-open: any error is recorded and the sign-up goes through;
-  -- the only lock it can meet is a user_sync.roles row an admin is deleting (a new
-  -- auth user's id is invisible to every other transaction), bounded by lock_timeout.
-  -- A profile left over under the same id takes the general path, which reads the
-  -- inserted row from auth.users.
-  execute format($def$
-create or replace function user_sync.on_auth_user_insert() returns trigger
-language plpgsql
-security definer
-set search_path = ''
-set lock_timeout = '2s'
-as $body$
--- Compiled by user_sync.compile_field_rules() from user_sync.expected_profiles_sql().
-declare
-  v_auth user_sync.auth_user_fields;
-  v_state text;
-  v_message text;
-begin
-  begin
-    v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
-      new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
-      new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
-    insert into public.users (
-      id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-      email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-    )
-    select d.*, now(), clock_timestamp()
-    from (%s) d
-    on conflict (id) do nothing;
-    if found then
-      return null;
-    end if;
-  exception when others or query_canceled then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    if v_state <> '42804' then
-      perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-      raise warning 'user_sync: profile of user %% not synced (%%: %%); the next reconcile will heal it',
-        new.id, v_state, v_message;
-      return null;
-    end if;
-    -- A column type Auth changed under a plan this session had cached ("type of
-    -- parameter does not match"): let the session plan again.
-    discard plans;
-  end;
-  -- A profile left over under the same id, or plans made again: the general path.
-  perform user_sync.sync_within_lock_budget(new.id, null);
-  return null;
-end
-$body$
-$def$, user_sync.field_rules_over(user_sync.expected_profiles_sql(), '(select (v_auth).*) au'));
-  comment on function user_sync.on_auth_user_insert() is
-    'AFTER INSERT trigger on auth.users (a sign-up): inserts the profile derived from NEW in one statement; never fails the sign-up. Compiled from user_sync.expected_profiles_sql().';
-  revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
 end
 $compile$;
 comment on function user_sync.compile_field_rules() is
-  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields) and the sign-up trigger function user_sync.on_auth_user_insert() from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
+  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid) and user_sync.profile_state_of(user_sync.auth_user_fields) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
 revoke execute on function user_sync.compile_field_rules() from public, anon, authenticated;
 
 select user_sync.compile_field_rules();

@@ -2,9 +2,8 @@
 -- Triggers on auth.users: instant sync on insert and on every update that changes
 -- what the profile mirrors (metadata merge, email or phone change, confirmation,
 -- soft delete, anonymous -> permanent). One trigger per write:
---   * user_sync_on_auth_user_insert, AFTER INSERT (a sign-up): one insert of the
---     derived profile (user_sync.on_auth_user_insert(), compiled with the field
---     rules by user_sync.compile_field_rules(), 30_field_rules.sql);
+--   * user_sync_on_auth_user_insert, AFTER INSERT (a sign-up): inserts the derived
+--     profile, reading the new row from auth.users;
 --   * user_sync_on_auth_user_update, BEFORE UPDATE: a sign-in returns after one
 --     comparison; any other write has its role change stamped (65_role_changes.sql)
 --     and the profile follows the row being written (NEW, given as values).
@@ -196,8 +195,40 @@ comment on function user_sync.on_auth_user_update() is
   'BEFORE UPDATE trigger on auth.users: returns at once when nothing mirrored changed (a sign-in); otherwise stamps a role change and syncs the profile to the row being written. Never fails the auth write; waits at most 2 s for locks per transaction.';
 revoke execute on function user_sync.on_auth_user_update() from public, anon, authenticated;
 
--- The sign-up trigger's function, user_sync.on_auth_user_insert(), is compiled with
--- the field rules (30_field_rules.sql).
+-- The AFTER INSERT trigger (a sign-up). It reads the row from NEW, cast like the update
+-- trigger's, so that a column whose type Auth changed still derives; should that fail,
+-- the row is in auth.users already.
+create or replace function user_sync.on_auth_user_insert() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_auth user_sync.auth_user_fields;
+begin
+  for v_round in 1..2 loop
+    begin
+      v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
+        new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
+        new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
+      exit;
+    exception when others or query_canceled then
+      if sqlstate = '42804' and v_round = 1 then
+        discard plans; -- see the update trigger
+        continue;
+      end if;
+      v_auth := null;
+      exit;
+    end;
+  end loop;
+  perform user_sync.sync_within_lock_budget(new.id, v_auth);
+  return null;
+end
+$$;
+comment on function user_sync.on_auth_user_insert() is
+  'AFTER INSERT trigger on auth.users (a sign-up): creates the profile; never fails the sign-up; waits at most 2 s for locks per transaction.';
+revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
+
 create or replace trigger user_sync_on_auth_user_insert
   after insert on auth.users
   for each row execute function user_sync.on_auth_user_insert();
