@@ -125,7 +125,11 @@ begin
   return v_state;
 end
 $body$
-$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth).*) au'));
+$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(),
+    -- offset 0 keeps the row a subquery, so that the filter on its id turns the full join
+    -- into an index probe of public.users (flattened, the filter compares the parameter
+    -- with itself and the join scans every profile)
+    '(select (p_auth).* offset 0) au'));
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
@@ -411,33 +415,14 @@ revoke execute on function user_sync.on_auth_user_update() from public, anon, au
 
 select user_sync.compile_field_rules();
 
--- The AFTER INSERT trigger (a sign-up). It reads the row from NEW, cast like the update
--- trigger's, so that a column whose type Auth changed still derives; should that fail,
--- the row is in auth.users already.
+-- The AFTER INSERT trigger (a sign-up): the new row is in auth.users already.
 create or replace function user_sync.on_auth_user_insert() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  v_auth user_sync.auth_user_fields;
 begin
-  for v_round in 1..2 loop
-    begin
-      v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
-        new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
-        new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
-      exit;
-    exception when others or query_canceled then
-      if sqlstate = '42804' and v_round = 1 then
-        discard plans; -- see the update trigger
-        continue;
-      end if;
-      v_auth := null;
-      exit;
-    end;
-  end loop;
-  perform user_sync.sync_within_lock_budget(new.id, v_auth);
+  perform user_sync.sync_within_lock_budget(new.id, null);
   return null;
 end
 $$;

@@ -282,7 +282,11 @@ begin
   return v_state;
 end
 $body$
-$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth).*) au'));
+$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(),
+    -- offset 0 keeps the row a subquery, so that the filter on its id turns the full join
+    -- into an index probe of public.users (flattened, the filter compares the parameter
+    -- with itself and the join scans every profile)
+    '(select (p_auth).* offset 0) au'));
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;

@@ -195,33 +195,14 @@ comment on function user_sync.on_auth_user_update() is
   'BEFORE UPDATE trigger on auth.users: returns at once when nothing mirrored changed (a sign-in); otherwise stamps a role change and syncs the profile to the row being written. Never fails the auth write; waits at most 2 s for locks per transaction.';
 revoke execute on function user_sync.on_auth_user_update() from public, anon, authenticated;
 
--- The AFTER INSERT trigger (a sign-up). It reads the row from NEW, cast like the update
--- trigger's, so that a column whose type Auth changed still derives; should that fail,
--- the row is in auth.users already.
+-- The AFTER INSERT trigger (a sign-up): the new row is in auth.users already.
 create or replace function user_sync.on_auth_user_insert() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  v_auth user_sync.auth_user_fields;
 begin
-  for v_round in 1..2 loop
-    begin
-      v_auth := row(new.id, new.email::text, new.phone::text, new.raw_user_meta_data::jsonb,
-        new.raw_app_meta_data::jsonb, new.is_anonymous::boolean, new.email_confirmed_at::timestamptz,
-        new.last_sign_in_at::timestamptz, new.created_at::timestamptz, new.deleted_at::timestamptz);
-      exit;
-    exception when others or query_canceled then
-      if sqlstate = '42804' and v_round = 1 then
-        discard plans; -- see the update trigger
-        continue;
-      end if;
-      v_auth := null;
-      exit;
-    end;
-  end loop;
-  perform user_sync.sync_within_lock_budget(new.id, v_auth);
+  perform user_sync.sync_within_lock_budget(new.id, null);
   return null;
 end
 $$;
