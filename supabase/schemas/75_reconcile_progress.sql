@@ -45,7 +45,7 @@ comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase i
 comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far by the walk of auth.users.';
 comment on column user_sync.reconcile_progress.total is 'Auth users to examine: the planner''s estimate when the pass started, the exact count when it finished.';
 comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the walk of auth.users so far.';
-comment on column user_sync.reconcile_progress.profiles is 'Profiles seen by the walk of public.users so far, plus those the id merge inserted, minus those it removed.';
+comment on column user_sync.reconcile_progress.profiles is 'Profiles of the users examined so far (without the missing ones), plus orphaned ones found, after what the pass inserted and removed.';
 comment on column user_sync.reconcile_progress.errors is 'Users that failed in this pass (see user_sync.errors); a pass with errors hands on no horizon.';
 comment on column user_sync.reconcile_progress.written_xids is 'Transactions of this pass that wrote profiles (skip_xids of the next pass).';
 comment on column user_sync.reconcile_progress.batch_rows is 'Auth users per batch, adapted to the time a batch takes; carried from call to call.';

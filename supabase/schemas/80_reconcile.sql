@@ -700,6 +700,7 @@ begin
           v_examined := v_examined + v_plan.auth_users;
           v_pass.examined := v_pass.examined + v_plan.auth_users;
           v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
+          v_written := 0;
           if p_dry_run then
             v_inserted := v_inserted + cardinality(v_plan.missing);
             v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
@@ -714,6 +715,7 @@ begin
                 v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_range.upto, v_run_id);
               if v_step.step = 'insert' then
                 v_inserted := v_inserted + v_done.rows;
+                v_written := v_done.rows;
               else
                 v_updated := v_updated + v_done.rows;
               end if;
@@ -722,10 +724,11 @@ begin
               v_pass.written_xids := v_pass.written_xids || v_done.writers;
             end loop;
           end if;
+          -- Profiles: the users' (those still missing aside), after this batch's inserts.
+          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
         elsif v_range.upto is not null then
           select * into v_plan from user_sync.reconcile_plan_profiles(
             v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids);
-          v_pass.profiles := v_pass.profiles + v_plan.profiles;
           if p_dry_run then
             v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
           elsif cardinality(v_plan.candidates) > 0 then
@@ -779,7 +782,7 @@ begin
           end loop;
           perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
         end if;
-        v_pass.profiles := v_pass.profiles + v_written;
+        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
         v_pass.last_id := v_plan.upto;
         v_complete := v_plan.upto is null;
       end if;
