@@ -419,13 +419,10 @@ create or replace function user_sync.reconcile_apply(
 language plpgsql
 set search_path = ''
 as $$
-declare
-  -- The ids' range as well: an index range scan, the ids a hashed filter on it.
-  v_lo uuid;
-  v_hi uuid;
 begin
-  select i into v_lo from unnest(p_ids) i order by i limit 1;
-  select i into v_hi from unnest(p_ids) i order by i desc limit 1;
+  -- The ids are a set spread over the id space (a walk's, or the missing of an id
+  -- range): looked up one by one (a bitmap of the key's entries), or, within a
+  -- walk's stretch, a hashed filter on its TID Range Scan.
   case p_step
   when 'insert' then
     execute format($q$
@@ -438,19 +435,18 @@ begin
           d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
           d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
         from (%s) d
-        where d.id between $3 and $4 and d.id = any($2)
+        where d.id = any($2)
         on conflict (id) do nothing
         returning xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$,
-        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $5 and au.ctid <= $6' else '' end)
-      into rows, writer using p_sync_ts, p_ids, v_lo, v_hi, coalesce(p_after, '(0,0)'::tid), p_upto;
+        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $3 and au.ctid <= $4' else '' end)
+      into rows, writer using p_sync_ts, p_ids, coalesce(p_after, '(0,0)'::tid), p_upto;
   when 'update' then
     execute format($q$
       with todo as materialized (
         select x.* from (%s) x
-        where x.id between $3 and $4 and x.profile_id between $3 and $4
-          and x.id = any($1) and x.profile_id = any($1) and x.drifted
+        where x.id = any($1) and x.profile_id = any($1) and x.drifted
       ), done as (
         update public.users u set
           email = t.email,
@@ -468,21 +464,20 @@ begin
           updated_at = now(),
           synced_at = $2
         from todo t
-        where u.id between $3 and $4 and u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
+        where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
         returning u.xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
-      into rows, writer using p_ids, p_sync_ts, v_lo, v_hi;
+      into rows, writer using p_ids, p_sync_ts;
   when 'count' then
     execute format($q$
       select count(*) from (%s) x
-      where x.id between $2 and $3 and x.profile_id between $2 and $3
-        and x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
-      into rows using p_ids, v_lo, v_hi;
+      where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+      into rows using p_ids;
   when 'delete' then
     with done as (
       delete from public.users u
-      where u.id between v_lo and v_hi and u.id = any(p_ids)
+      where u.id = any(p_ids)
         and not exists (select 1 from auth.users au where au.id = u.id)
       returning 1
     )
@@ -779,8 +774,10 @@ begin
         end if;
         v_pass.walk_after := v_range.upto;
         if v_range.last then
-          -- The walk is done: the profile walk next, then the ids.
+          -- The walk is done: the profile walk next, then the ids. A row costs another
+          -- amount there: the batch size starts lower and adapts again.
           v_pass.walk_after := null;
+          v_pass.batch_rows := greatest(v_pass.batch_rows / 8, 1000);
           if v_pass.phase = 'auth' then
             v_pass.phase := 'profiles';
             v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
