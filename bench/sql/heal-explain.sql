@@ -5,6 +5,7 @@
 --     -f bench/sql/heal-explain.sql > bench/heal-explain-1m.txt
 \pset pager off
 set jit = off;
+vacuum (analyze) auth.users, public.users;
 select count(*) as auth_users, pg_relation_size('auth.users') / 8192 as auth_heap_pages,
        pg_relation_size('auth.users_pkey') / 8192 as auth_pkey_pages,
        pg_relation_size('public.users') / 8192 as profile_heap_pages,
@@ -69,7 +70,7 @@ select format($q$explain (analyze, buffers)
     on conflict (id) do nothing
     returning xmin)
   select count(*) from done$q$, user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing)) as q \gset
-:q
+:q;
 rollback;
 
 \echo '== cold heal: what the profile table itself costs: the same rows into public.users without its trigram indexes and triggers =='
@@ -78,15 +79,15 @@ set local session_replication_role = replica;
 delete from public.users where id in (select au.id from auth.users au where au.ctid > '(0,0)' and au.ctid <= :'upto_cold');
 drop index public.users_email_trgm_idx;
 drop index public.users_name_trgm_idx;
-create temp table cold_missing on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null);
+create temp table cold_missing2 on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null);
 select format($q$explain (analyze, buffers)
   insert into public.users (id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
                             email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at)
   select d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
          d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), now()
   from (%s where au.ctid > '(0,0)' and au.ctid <= %L) d
-  where d.id = any(%L)$q$, user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing)) as q \gset
-:q
+  where d.id = any(%L)$q$, user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing2)) as q \gset
+:q;
 rollback;
 
 \echo '== 1% drift: the id merge of the same range after 1% of the profiles were written (pages no longer all-visible) =='
