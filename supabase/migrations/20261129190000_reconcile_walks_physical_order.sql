@@ -202,8 +202,9 @@ revoke execute on function user_sync.reconcile_start_pass(boolean, bigint, text,
 -- The next stretch of a walk over p_table in physical order: the rows after the tid
 -- p_after (null: from the first page) up to the tid upto, within the first p_blocks
 -- pages (the table's size when the walk began). About p_rows rows: that many pages
--- at the table's rows per page, or exactly p_rows rows when p_exact (tests). last:
--- the stretch ends the walk.
+-- at the table's rows per page, fewer pages while they hold twice as many rows (a
+-- table's density varies: dead space, a bulk import at its end), or exactly p_rows
+-- rows when p_exact (tests). last: the stretch ends the walk.
 create or replace function user_sync.reconcile_walk_range(
   p_table regclass,
   p_after tid,
@@ -219,7 +220,9 @@ set search_path = ''
 as $$
 declare
   v_per_page double precision;
+  v_from bigint := coalesce((p_after::text::point)[0]::bigint, -1);
   v_end bigint;
+  v_rows bigint;
 begin
   if coalesce(p_blocks, 0) <= 0 then
     last := true;
@@ -236,9 +239,15 @@ begin
   end if;
   select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages end into v_per_page
   from pg_catalog.pg_class c where c.oid = p_table;
-  v_end := coalesce((p_after::text::point)[0]::bigint, -1) + greatest(ceil(p_rows / coalesce(v_per_page, 50)), 1)::bigint;
+  v_end := least(v_from + greatest(ceil(p_rows / coalesce(v_per_page, 50)), 1)::bigint, p_blocks - 1);
+  loop
+    execute format('select count(*) from (select from %s t where t.ctid > $1 and t.ctid <= $2 limit $3) x', p_table)
+      into v_rows using coalesce(p_after, '(0,0)'::tid), format('(%s,65535)', v_end)::tid, 2 * greatest(p_rows, 1);
+    exit when v_rows < 2 * greatest(p_rows, 1) or v_end <= v_from + 1;
+    v_end := v_from + greatest((v_end - v_from) / 4, 1);
+  end loop;
   last := v_end >= p_blocks - 1;
-  upto := format('(%s,65535)', least(v_end, p_blocks - 1))::tid;
+  upto := format('(%s,65535)', v_end)::tid;
 end
 $$;
 comment on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) is
@@ -676,6 +685,7 @@ declare
   v_errors integer := 0;
   v_examined bigint := 0;
   v_written bigint;
+  v_rows bigint;
   v_state text;
   v_message text;
   v_status text;
@@ -722,6 +732,7 @@ begin
     loop
       v_batch_started := clock_timestamp();
       v_sync_ts := clock_timestamp();
+      v_rows := null;
       if v_pass.phase in ('auth', 'profiles') then
         -- A stretch of a walk in physical order.
         select * into v_range from user_sync.reconcile_walk_range(
@@ -732,6 +743,7 @@ begin
           v_examined := v_examined + v_plan.auth_users;
           v_pass.examined := v_pass.examined + v_plan.auth_users;
           v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
+          v_rows := v_plan.auth_users;
           v_written := 0;
           if p_dry_run then
             v_inserted := v_inserted + cardinality(v_plan.missing);
@@ -761,6 +773,7 @@ begin
         elsif v_range.upto is not null then
           select * into v_plan from user_sync.reconcile_plan_profiles(
             v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids);
+          v_rows := v_plan.profiles;
           if p_dry_run then
             v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
           elsif cardinality(v_plan.candidates) > 0 then
@@ -822,10 +835,13 @@ begin
       end if;
       exit when v_complete;
 
-      -- The next batch should take about v_target_ms (half to twice this one's size).
+      -- The next batch should take about v_target_ms (half to twice this one's size;
+      -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
+      -- nothing about the cost of a dense one).
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
-      v_pass.batch_rows := least(greatest(
-        round(v_pass.batch_rows * least(greatest(v_target_ms / v_batch_ms, 0.5), 2.0)), 200), 1000000)::integer;
+      v_pass.batch_rows := least(greatest(round(
+        case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
+        * least(greatest(v_target_ms / v_batch_ms, 0.5), 2.0)), 200), 1000000)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
