@@ -334,14 +334,13 @@ comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) is
 revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) from public, anon, authenticated;
 
 -- The next id range after p_after (null: from the first id) of both primary keys,
--- about p_rows auth users, paired by id
--- (index-only scans, a merge join; only the unpaired ids leave the join). Where the
--- range ends: the share p_rows / p_total of the id space when the planner's
--- statistics show ids spread evenly (random UUIDs), else (or when p_exact, tests)
--- the p_rows-th id, which costs a scan of the range's keys. Missing
--- profiles of users the auth walk did not look at (a full comparison, p_since null,
--- looked at every user; an incremental one at those written since p_since) and
--- orphaned profiles. upto is the last id of the range, null when it runs to the end.
+-- about p_rows auth users, paired by id (index-only scans, a merge join; only the
+-- unpaired ids leave the join): the missing profiles of users the auth walk did not
+-- look at (a full comparison, p_since null, looked at every user; an incremental one
+-- at those written since p_since) and the orphaned profiles. Where the range ends
+-- (upto, null at the end of the keys): the share p_rows / p_total of the id space when
+-- the planner's statistics show ids spread evenly (random UUIDs), else (and when
+-- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys.
 create or replace function user_sync.reconcile_plan_ids(
   p_after uuid,
   p_rows integer,
@@ -788,9 +787,9 @@ begin
         v_pass.walk_after := v_range.upto;
         if v_range.last then
           -- The walk is done: the profile walk next, then the ids. A row costs another
-          -- amount there: the batch size starts lower and adapts again.
+          -- amount there: the batch size starts low and adapts again.
           v_pass.walk_after := null;
-          v_pass.batch_rows := greatest(v_pass.batch_rows / 8, 1000);
+          v_pass.batch_rows := least(v_pass.batch_rows, 10000);
           if v_pass.phase = 'auth' then
             v_pass.phase := 'profiles';
             v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
@@ -835,13 +834,13 @@ begin
       end if;
       exit when v_complete;
 
-      -- The next batch should take about v_target_ms (half to twice this one's size;
+      -- The next batch should take about v_target_ms (a tenth to twice this one's size;
       -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
       -- nothing about the cost of a dense one).
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
       v_pass.batch_rows := least(greatest(round(
         case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
-        * least(greatest(v_target_ms / v_batch_ms, 0.5), 2.0)), 200), 1000000)::integer;
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200), 1000000)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
