@@ -202,9 +202,10 @@ revoke execute on function user_sync.reconcile_start_pass(boolean, bigint, text,
 -- The next stretch of a walk over p_table in physical order: the rows after the tid
 -- p_after (null: from the first page) up to the tid upto, within the first p_blocks
 -- pages (the table's size when the walk began). About p_rows rows: that many pages
--- at the table's rows per page, fewer pages while they hold twice as many rows (a
--- table's density varies: dead space, a bulk import at its end), or exactly p_rows
--- rows when p_exact (tests). last: the stretch ends the walk.
+-- at the table's rows per page, fewer when three samples of 8 pages (its start,
+-- middle and end) show the stretch holds more than twice as many (a table's density
+-- varies: dead space, a bulk import at its end), or exactly p_rows rows when p_exact
+-- (tests). last: the stretch ends the walk.
 create or replace function user_sync.reconcile_walk_range(
   p_table regclass,
   p_after tid,
@@ -222,6 +223,7 @@ declare
   v_per_page double precision;
   v_from bigint := coalesce((p_after::text::point)[0]::bigint, -1);
   v_end bigint;
+  v_mid bigint;
   v_rows bigint;
 begin
   if coalesce(p_blocks, 0) <= 0 then
@@ -240,12 +242,20 @@ begin
   select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages end into v_per_page
   from pg_catalog.pg_class c where c.oid = p_table;
   v_end := least(v_from + greatest(ceil(p_rows / coalesce(v_per_page, 50)), 1)::bigint, p_blocks - 1);
-  loop
-    execute format('select count(*) from (select from %s t where t.ctid > $1 and t.ctid <= $2 limit $3) x', p_table)
-      into v_rows using coalesce(p_after, '(0,0)'::tid), format('(%s,65535)', v_end)::tid, 2 * greatest(p_rows, 1);
-    exit when v_rows < 2 * greatest(p_rows, 1) or v_end <= v_from + 1;
-    v_end := v_from + greatest((v_end - v_from) / 4, 1);
-  end loop;
+  if v_end - v_from > 24 then
+    v_mid := v_from + (v_end - v_from) / 2;
+    execute format($q$select (select count(*) from %1$s t where t.ctid >= $1 and t.ctid < $2)
+                           + (select count(*) from %1$s t where t.ctid >= $3 and t.ctid < $4)
+                           + (select count(*) from %1$s t where t.ctid >= $5 and t.ctid < $6)$q$, p_table)
+      into v_rows
+      using format('(%s,0)', v_from + 1)::tid, format('(%s,0)', v_from + 9)::tid,
+            format('(%s,0)', v_mid - 4)::tid, format('(%s,0)', v_mid + 4)::tid,
+            format('(%s,0)', v_end - 7)::tid, format('(%s,0)', v_end + 1)::tid;
+    -- The rows the stretch holds at the samples' density (v_rows in 24 pages).
+    if v_rows / 24.0 * (v_end - v_from) > 2 * greatest(p_rows, 1) then
+      v_end := v_from + greatest(floor(24.0 * p_rows / v_rows), 1)::bigint;
+    end if;
+  end if;
   last := v_end >= p_blocks - 1;
   upto := format('(%s,65535)', v_end)::tid;
 end
