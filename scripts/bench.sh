@@ -8,7 +8,8 @@
 #   npm run bench -- --only-auth-latency       # only what our triggers cost Auth (bench/auth_latency.ts)
 #   npm run bench -- --skip-auth-latency       # leave that out
 #   npm run bench -- heal --sizes 1000000,10000000   # reconcile at scale (bench/heal.ts)
-# Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_PGDATA (default
+# Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_KEEP=1 (leave the cluster
+# running at the end), USER_SYNC_BENCH_PGDATA (default
 # `scripts/db.sh datadir pg-bench`: .local/pg-bench, or outside a checkout the cluster's
 # OS user cannot reach).
 set -euo pipefail
@@ -54,7 +55,9 @@ if (exec 3<>/dev/tcp/127.0.0.1/"$USER_SYNC_DB_PORT") 2>/dev/null; then
   exit 1
 fi
 $DB start --fresh
-trap '$DB stop || true' EXIT
+# USER_SYNC_BENCH_KEEP=1 leaves the cluster running afterwards (EXPLAIN on the generated
+# data; stop it with USER_SYNC_DB_PORT=... USER_SYNC_PGDATA=... scripts/db.sh stop).
+[ "${USER_SYNC_BENCH_KEEP:-0}" = 1 ] || trap '$DB stop || true' EXIT
 $DB push >/dev/null
 
 if [ "$HEAL" = 1 ]; then

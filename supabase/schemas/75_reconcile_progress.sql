@@ -24,7 +24,10 @@ create table if not exists user_sync.reconcile_progress (
   written_xids xid[] not null default '{}',
   batch_rows integer not null,
   last_full_compare_at timestamptz,
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  phase text not null default 'auth' check (phase in ('auth', 'profiles', 'ids')),
+  walk_after tid,
+  walk_blocks bigint
 );
 comment on table user_sync.reconcile_progress is
   'The reconcile pass in progress (finished_at null) or the last finished one, per kind (dry_run). Bounded reconcile calls continue from here.';
@@ -38,15 +41,20 @@ comment on column user_sync.reconcile_progress.skip_xids is
 comment on column user_sync.reconcile_progress.horizon is
   'Taken when the pass started: every row version older than this was visible to the pass. A finished pass without errors hands it on as the next pass''s since.';
 comment on column user_sync.reconcile_progress.basis is 'Fingerprint of the rules and settings the pass compares under; a change restarts the pass as a full comparison.';
-comment on column user_sync.reconcile_progress.last_id is 'The last auth user id examined (the pass walks ids in order); null before the first batch.';
-comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far.';
+comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids): the last id examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far by the walk of auth.users.';
 comment on column user_sync.reconcile_progress.total is 'Auth users to examine: the planner''s estimate when the pass started, the exact count when it finished.';
-comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the batches so far.';
-comment on column user_sync.reconcile_progress.profiles is 'Profiles after the batches so far.';
+comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the walk of auth.users so far.';
+comment on column user_sync.reconcile_progress.profiles is 'Profiles of the users examined so far (without the missing ones), plus orphaned ones found, after what the pass inserted and removed.';
 comment on column user_sync.reconcile_progress.errors is 'Users that failed in this pass (see user_sync.errors); a pass with errors hands on no horizon.';
 comment on column user_sync.reconcile_progress.written_xids is 'Transactions of this pass that wrote profiles (skip_xids of the next pass).';
 comment on column user_sync.reconcile_progress.batch_rows is 'Auth users per batch, adapted to the time a batch takes; carried from call to call.';
 comment on column user_sync.reconcile_progress.last_full_compare_at is 'Start of the last finished full comparison (user_sync.config.full_compare_every).';
 comment on column user_sync.reconcile_progress.updated_at is 'Last call that moved the pass.';
+comment on column user_sync.reconcile_progress.phase is
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), ids (merging the ids of both primary keys).';
+comment on column user_sync.reconcile_progress.walk_after is 'The walk in progress (phases auth, profiles): the last tid examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.walk_blocks is
+  'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
 revoke all on user_sync.reconcile_progress from public, anon, authenticated;
 grant select on user_sync.reconcile_progress to service_role;

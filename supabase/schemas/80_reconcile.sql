@@ -1,21 +1,38 @@
 -- -----------------------------------------------------------------------------
 -- user_sync.reconcile: bring the whole table in line, in bounded, resumable calls.
 --
--- A pass walks auth users in id order, one batch at a time: plan the batch (which
--- profiles are missing, which may have drifted, which are orphaned), apply it
--- (insert, update, delete; a failing row is isolated and recorded, the rest of the
--- batch goes through), move user_sync.reconcile_progress forward. A call with
--- p_max_ms stops taking batches once that much time has passed; the next call, from
--- any runner, continues where the last committed one stopped. A call without it
+-- A pass reads each table in physical order (block ranges, a TID Range Scan), so
+-- that it reads every page once however the ids are spread, then pairs the ids of
+-- both tables in id order from their primary keys (index-only). Its phases:
+--   auth      walk auth.users: the candidates (every user in a full comparison, else
+--             those written since the last finished pass) are looked up by id in
+--             public.users; missing profiles are inserted, drifted ones updated
+--   profiles  walk public.users: profiles written since, by someone else than
+--             reconcile, are compared with their auth user (incremental passes)
+--   ids       merge the ids of both primary keys: profiles missing for users the
+--             walk did not look at, and orphaned profiles
+-- A failing row is isolated and recorded, the rest of its batch goes through; each
+-- batch moves user_sync.reconcile_progress forward in the same transaction. A call
+-- with p_max_ms stops taking batches once that much time has passed; the next call,
+-- from any runner, continues where the last committed one stopped. A call without it
 -- finishes the pass. The parts, in the order a call uses them:
 --   reconcile_basis          what profiles derive from besides the rows
+--   reconcile_horizon        rows older than it were in sync when last looked at
 --   reconcile_start_pass     a new pass: full or incremental comparison, horizon
---   reconcile_plan_batch     the next batch's ids: missing, candidates, orphaned
+--   reconcile_walk_range     the next stretch of a walk in physical order
+--   reconcile_plan_auth      a stretch of auth.users: missing, candidates
+--   reconcile_plan_profiles  a stretch of public.users: candidates
+--   reconcile_plan_ids       the next id range of both keys: missing, orphaned
 --   reconcile_apply          one set-based step (insert, update, delete) by ids
 --   reconcile_apply_isolating  the same, splitting a failing set down to its bad rows
 --   reconcile_resolve_errors   open errors of users now in sync are resolved
+--   reconcile_remaining      what a pass has left, for reports and status()
+--
+-- Rows written while a pass runs may move to pages it has passed or not yet reached;
+-- they are newer than its horizon, so the triggers and the next pass see to them. A
+-- rewrite of either table (VACUUM FULL, CLUSTER) changes reconcile_basis(): the pass
+-- starts over as a full comparison, so a moved row is examined again, never lost.
 -- -----------------------------------------------------------------------------
-
 -- What profiles are derived from besides the rows themselves. A change to any of it
 -- (a new field rule, config, a role, a rewritten table, another cluster after a
 -- restore) makes the next pass compare every row.
@@ -43,11 +60,46 @@ comment on function user_sync.reconcile_basis() is
   'Fingerprint of the field rules, config, roles, table storage and cluster; a pass compares incrementally only under the basis of the last finished pass.';
 revoke execute on function user_sync.reconcile_basis() from public, anon, authenticated;
 
+-- The horizon rows older than which were in sync when a pass last looked at them:
+-- that of the last real pass that finished without errors under p_basis, or the
+-- one the unfinished incremental pass started from; null when there is none or it
+-- is too old for 32-bit transaction ids. skip_xids: that pass's own writes, in sync
+-- when written. One home for reconcile's choice and status()'s.
+create or replace function user_sync.reconcile_horizon(
+  p_basis text,
+  out since xid8,
+  out skip_xids xid[]
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_pass user_sync.reconcile_progress;
+begin
+  select * into v_pass from user_sync.reconcile_progress p where not p.dry_run;
+  if v_pass.basis = p_basis then
+    if v_pass.finished_at is not null and v_pass.errors = 0 then
+      since := v_pass.horizon; skip_xids := v_pass.written_xids;
+    elsif v_pass.finished_at is null and not v_pass.full_compare then
+      since := v_pass.since; skip_xids := v_pass.skip_xids;
+    end if;
+  end if;
+  if pg_current_xact_id()::text::bigint - since::text::bigint > 1000000000 then
+    since := null; skip_xids := null;
+  end if;
+end
+$$;
+comment on function user_sync.reconcile_horizon(text) is
+  'The horizon of the last real reconcile pass without errors under the given basis (rows older were in sync) and the transactions it wrote with; null when a full comparison is needed.';
+revoke execute on function user_sync.reconcile_horizon(text) from public, anon, authenticated;
+
 -- Starts a pass of the given kind. It compares every profile when there is no
--- finished pass to start from (first pass, errors, other basis, too old for 32-bit
+-- horizon to start from (first pass, errors, other basis, too old for 32-bit
 -- transaction ids) or when the last full comparison is older than
--- user_sync.config.full_compare_every; otherwise only rows written since the last
--- finished pass. Its horizon is taken now, at the start, never at the end.
+-- user_sync.config.full_compare_every; otherwise only rows written since. Its own
+-- horizon is taken now, at the start, never at the end. It begins with the walk of
+-- auth.users over the pages the table has now.
 create or replace function user_sync.reconcile_start_pass(
   p_dry_run boolean,
   p_run_id bigint,
@@ -58,19 +110,17 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_last user_sync.reconcile_progress;
+  v_from record;
+  v_last_full timestamptz;
   v_full boolean;
   v_total bigint;
   v_pass user_sync.reconcile_progress;
 begin
-  select * into v_last from user_sync.reconcile_progress p
-  where not p.dry_run and p.finished_at is not null;
-  v_full := v_last.horizon is null
-    or v_last.errors > 0
-    or v_last.basis is distinct from p_basis
-    or v_last.last_full_compare_at is null
-    or v_last.last_full_compare_at < now() - (select c.full_compare_every from user_sync.config c)
-    or pg_current_xact_id()::text::bigint - v_last.horizon::text::bigint > 1000000000;
+  select * into v_from from user_sync.reconcile_horizon(p_basis) h;
+  select p.last_full_compare_at into v_last_full from user_sync.reconcile_progress p where not p.dry_run;
+  v_full := v_from.since is null
+    or v_last_full is null
+    or v_last_full < now() - (select c.full_compare_every from user_sync.config c);
 
   -- The planner's estimate, scaled to the table's current size as the planner does
   -- (counted when the table was never analyzed or was empty then, up to 100,000).
@@ -86,14 +136,15 @@ begin
   insert into user_sync.reconcile_progress as p (
     dry_run, run_id, started_at, finished_at, full_compare, since, skip_xids, horizon, basis,
     last_id, examined, total, auth_users, profiles, errors, written_xids, batch_rows,
-    last_full_compare_at, updated_at)
+    last_full_compare_at, updated_at, phase, walk_after, walk_blocks)
   values (
     p_dry_run, p_run_id, now(), null, v_full,
-    case when not v_full then v_last.horizon end,
-    case when not v_full then v_last.written_xids else '{}' end,
+    case when not v_full then v_from.since end,
+    case when not v_full then v_from.skip_xids else '{}' end,
     pg_snapshot_xmin(pg_current_snapshot()), p_basis,
     null, 0, v_total, 0, 0, 0, '{}', p_batch_rows,
-    v_last.last_full_compare_at, now())
+    v_last_full, now(), 'auth', null,
+    pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer)
   on conflict (dry_run) do update set
     run_id = excluded.run_id, started_at = excluded.started_at, finished_at = null,
     full_compare = excluded.full_compare, since = excluded.since, skip_xids = excluded.skip_xids,
@@ -102,7 +153,7 @@ begin
     batch_rows = excluded.batch_rows,
     -- a dry pass never finishes a full comparison of the real kind
     last_full_compare_at = case when p.dry_run then p.last_full_compare_at else excluded.last_full_compare_at end,
-    updated_at = now()
+    updated_at = now(), phase = excluded.phase, walk_after = null, walk_blocks = excluded.walk_blocks
   returning * into v_pass;
   return v_pass;
 end
@@ -111,85 +162,248 @@ comment on function user_sync.reconcile_start_pass(boolean, bigint, text, intege
   'Starts a reconcile pass (full or incremental comparison, horizon taken now) in user_sync.reconcile_progress.';
 revoke execute on function user_sync.reconcile_start_pass(boolean, bigint, text, integer) from public, anon, authenticated;
 
--- The next batch after p_after (null: from the first id): about p_rows auth users
--- and the profiles in the same id range, paired by id. Missing and orphaned profiles
--- are found from ids alone; candidates (both sides exist) are the rows the field
--- rules must look at: all of them in a full comparison (p_since null), else those
--- with a row version written since p_since and not by p_skip_xids. upto is the last
--- id of the batch, null when the batch runs to the end of both tables.
-create or replace function user_sync.reconcile_plan_batch(
-  p_after uuid,
+-- The next stretch of a walk over p_table in physical order: the rows after the tid
+-- p_after (null: from the first page) up to the tid upto, within the first p_blocks
+-- pages (the table's size when the walk began). About p_rows rows: that many pages
+-- at the table's rows per page, fewer when three samples of 8 pages (its start,
+-- middle and end) show the stretch holds more than twice as many (a table's density
+-- varies: dead space, a bulk import at its end), or exactly p_rows rows when p_exact
+-- (tests). last: the stretch ends the walk.
+create or replace function user_sync.reconcile_walk_range(
+  p_table regclass,
+  p_after tid,
   p_rows integer,
+  p_exact boolean,
+  p_blocks bigint,
+  out upto tid,
+  out last boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_per_page double precision;
+  v_from bigint := coalesce((p_after::text::point)[0]::bigint, -1);
+  v_end bigint;
+  v_mid bigint;
+  v_rows bigint;
+begin
+  if coalesce(p_blocks, 0) <= 0 then
+    last := true;
+    return;
+  end if;
+  if p_exact then
+    execute format('select t.ctid from %s t where t.ctid > $1 and t.ctid < $2 order by t.ctid offset $3 - 1 limit 1', p_table)
+      into upto using coalesce(p_after, '(0,0)'::tid), format('(%s,0)', p_blocks)::tid, greatest(p_rows, 1);
+    last := upto is null;
+    if last then
+      upto := format('(%s,65535)', p_blocks - 1)::tid;
+    end if;
+    return;
+  end if;
+  select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages end into v_per_page
+  from pg_catalog.pg_class c where c.oid = p_table;
+  v_end := least(v_from + greatest(ceil(p_rows / coalesce(v_per_page, 50)), 1)::bigint, p_blocks - 1);
+  if v_end - v_from > 24 then
+    v_mid := v_from + (v_end - v_from) / 2;
+    execute format($q$select (select count(*) from %1$s t where t.ctid >= $1 and t.ctid < $2)
+                           + (select count(*) from %1$s t where t.ctid >= $3 and t.ctid < $4)
+                           + (select count(*) from %1$s t where t.ctid >= $5 and t.ctid < $6)$q$, p_table)
+      into v_rows
+      using format('(%s,0)', v_from + 1)::tid, format('(%s,0)', v_from + 9)::tid,
+            format('(%s,0)', v_mid - 4)::tid, format('(%s,0)', v_mid + 4)::tid,
+            format('(%s,0)', v_end - 7)::tid, format('(%s,0)', v_end + 1)::tid;
+    -- The rows the stretch holds at the samples' density (v_rows in 24 pages).
+    if v_rows / 24.0 * (v_end - v_from) > 2 * greatest(p_rows, 1) then
+      v_end := v_from + greatest(floor(24.0 * p_rows / v_rows), 1)::bigint;
+    end if;
+  end if;
+  last := v_end >= p_blocks - 1;
+  upto := format('(%s,65535)', v_end)::tid;
+end
+$$;
+comment on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) is
+  'The next stretch of a reconcile walk in physical order (tids after p_after up to upto) and whether it is the last.';
+revoke execute on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
+-- field rules must look at: all of them in a full comparison (p_since null), else
+-- those with a row version written since p_since. Candidates are looked up by id in
+-- public.users: missing (no profile) or candidates (both sides exist).
+create or replace function user_sync.reconcile_plan_auth(
+  p_after tid,
+  p_upto tid,
+  p_since xid8,
+  out auth_users bigint,
+  out missing uuid[],
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+-- A few lookups by primary key (in id order), never a hash of the whole table.
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
+  execute $q$
+    select count(*), coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
+    from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
+    into auth_users, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+  select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
+         coalesce(array_agg(c.id) filter (where p.id is not null), '{}')
+    into missing, candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    left join public.users p on p.id = c.id;
+end
+$$;
+comment on function user_sync.reconcile_plan_auth(tid, tid, xid8) is
+  'A stretch of auth.users in physical order: users in it, candidates without a profile (missing) and with one (candidates).';
+revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of public.users: how many profiles, and the candidates
+-- (none in a full comparison, p_since null: the auth walk compared every user):
+-- profiles with a row version written since p_since other than by p_skip_xids
+-- (reconcile's own writes, in sync when written). A profile whose auth user was
+-- written since as well was the auth walk's candidate already.
+create or replace function user_sync.reconcile_plan_profiles(
+  p_after tid,
+  p_upto tid,
   p_since xid8,
   p_skip_xids xid[],
-  out upto uuid,
-  out auth_users bigint,
   out profiles bigint,
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
+  execute $q$
+    select count(*), coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
+    from public.users u where u.ctid > $1 and u.ctid <= $2$q$
+    into profiles, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+  select coalesce(array_agg(c.id), '{}') into candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    where not exists (
+      select 1 from auth.users au
+      where au.id = c.id and age(au.xmin) <= v_age);
+end
+$$;
+comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) is
+  'A stretch of public.users in physical order: profiles in it and the candidates written since the horizon by someone else than reconcile.';
+revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) from public, anon, authenticated;
+
+-- The next id range after p_after (null: from the first id) of both primary keys,
+-- about p_rows auth users, paired by id (index-only scans, a merge join; only the
+-- unpaired ids leave the join): the missing profiles of users the auth walk did not
+-- look at (a full comparison, p_since null, looked at every user; an incremental one
+-- at those written since p_since) and the orphaned profiles. Where the range ends
+-- (upto, null at the end of the keys): the share p_rows / p_total of the id space when
+-- the planner's statistics show ids spread evenly (random UUIDs), else (and when
+-- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys.
+create or replace function user_sync.reconcile_plan_ids(
+  p_after uuid,
+  p_rows integer,
+  p_exact boolean,
+  p_total bigint,
+  p_since xid8,
+  out upto uuid,
   out missing uuid[],
-  out candidates uuid[],
   out orphaned uuid[]
 )
 language plpgsql
 set search_path = ''
 -- Both sides come in id order from their primary keys: a merge join reads them once
--- without building a hash table (a third faster than the hash join here).
+-- without building a hash table.
 set enable_mergejoin = on
 set enable_hashjoin = off
+set enable_nestloop = off
 as $$
 declare
-  -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
   v_after text := case when p_after is null then 'true' else '%I.id > $1' end;
+  v_missing uuid[];
+  v_bounds uuid[];
+  v_even boolean := false;
+  v_end bigint;
 begin
-  execute format('select au.id from auth.users au where %s order by au.id offset $2 - 1 limit 1',
-      format(v_after, 'au'))
-    into upto using p_after, greatest(p_rows, 1);
-  -- Run as dynamic SQL with the values as constants: each call is planned for its
-  -- own range, and the skip list becomes a hashed lookup.
+  if not p_exact and p_total > 0 then
+    select s.histogram_bounds::text::uuid[] into v_bounds
+    from pg_catalog.pg_stats s where s.schemaname = 'auth' and s.tablename = 'users' and s.attname = 'id';
+    -- Evenly spread: each bound within 5% of the id space of where it would be.
+    select coalesce(max(abs(('x' || left(b.id::text, 8))::bit(32)::bigint / 4294967296.0
+                            - (b.n - 1)::numeric / (cardinality(v_bounds) - 1))) < 0.05, false)
+      into v_even
+      from unnest(v_bounds) with ordinality b (id, n)
+      where cardinality(v_bounds) >= 10;
+  end if;
+  if not v_even then
+    execute format('select au.id from auth.users au where %s order by au.id offset $2 - 1 limit 1',
+        format(v_after, 'au'))
+      into upto using p_after, greatest(p_rows, 1);
+  else
+    -- The first 32 bits of the id: where the range ends, the rest all ones.
+    v_end := coalesce(('x' || left(p_after::text, 8))::bit(32)::bigint, -1)
+      + greatest(ceil(4294967296.0 * p_rows / p_total), 1)::bigint;
+    upto := case when v_end < 4294967295 then (lpad(to_hex(v_end), 8, '0') || '-ffff-ffff-ffff-ffffffffffff')::uuid end;
+  end if;
+  -- Dynamic SQL with the values as constants: each call is planned for its own range.
   execute format($q$
-    select count(a.id), count(p.id),
-           coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
-           coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+    select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
            coalesce(array_agg(p.id) filter (where a.id is null), '{}')
-    from (
-      select au.id, coalesce(age(au.xmin) <= $3, true) or au.created_at is null as recent
-      from auth.users au where %s and ($2::uuid is null or au.id <= $2)
-    ) a
-    full join (
-      select u.id, coalesce(age(u.xmin) <= $3 and not u.xmin = any($4), true) as recent
-      from public.users u where %s and ($2::uuid is null or u.id <= $2)
-    ) p on p.id = a.id$q$, format(v_after, 'au'), format(v_after, 'u'))
-    into auth_users, profiles, missing, candidates, orphaned
-    using p_after, upto, v_age, p_skip_xids;
+    from (select au.id from auth.users au where %s and ($2::uuid is null or au.id <= $2)) a
+    full join (select u.id from public.users u where %s and ($2::uuid is null or u.id <= $2)) p
+      on p.id = a.id
+    where a.id is null or p.id is null$q$, format(v_after, 'au'), format(v_after, 'u'))
+    into v_missing, orphaned
+    using p_after, upto;
+  select coalesce(array_agg(au.id), '{}') into missing
+    from auth.users au
+    where p_since is not null and au.id = any(v_missing)
+      and not age(au.xmin) <= v_age;
 end
 $$;
-comment on function user_sync.reconcile_plan_batch(uuid, integer, xid8, xid[]) is
-  'The next reconcile batch after an id: missing, candidate (field rules to check) and orphaned ids, and the batch''s last id (null at the end).';
-revoke execute on function user_sync.reconcile_plan_batch(uuid, integer, xid8, xid[]) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) is
+  'The next id range of both primary keys after an id: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
+revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) from public, anon, authenticated;
 
 -- One set-based step for the given users, each re-read by id (their state may have
 -- moved since the batch was planned): 'insert' missing profiles (one the trigger
 -- inserted meanwhile wins), 'update' drifted ones (a row changed since it was read,
 -- xmin moved, is left to the writer that changed it), 'delete' orphans, 'count'
--- drifted ones (a dry run). Raises on any failing row; the caller isolates it.
+-- drifted ones (a dry run). With p_after/p_upto, the users are in that stretch of
+-- auth.users (a walk's): 'insert' re-reads them by tid range, not one by one.
+-- Raises on any failing row; the caller isolates it.
 -- Answers how many rows it wrote (or counted) and the transaction that wrote them.
 create or replace function user_sync.reconcile_apply(
   p_step text,
   p_ids uuid[],
   p_sync_ts timestamptz,
+  p_after tid,
+  p_upto tid,
   out rows bigint,
   out writer xid
 )
 language plpgsql
 set search_path = ''
 as $$
-declare
-  -- The ids' range as well: an index range scan, the ids a hashed filter on it.
-  v_lo uuid;
-  v_hi uuid;
 begin
-  select i into v_lo from unnest(p_ids) i order by i limit 1;
-  select i into v_hi from unnest(p_ids) i order by i desc limit 1;
+  -- The ids are a set spread over the id space (a walk's, or the missing of an id
+  -- range): looked up one by one (a bitmap of the key's entries), or, within a
+  -- walk's stretch, a hashed filter on its TID Range Scan.
   case p_step
   when 'insert' then
     execute format($q$
@@ -202,18 +416,18 @@ begin
           d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
           d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
         from (%s) d
-        where d.id between $3 and $4 and d.id = any($2)
+        where d.id = any($2)
         on conflict (id) do nothing
         returning xmin
       )
-      select count(*), min(done.xmin::text)::xid from done$q$, user_sync.expected_profiles_sql())
-      into rows, writer using p_sync_ts, p_ids, v_lo, v_hi;
+      select count(*), min(done.xmin::text)::xid from done$q$,
+        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $3 and au.ctid <= $4' else '' end)
+      into rows, writer using p_sync_ts, p_ids, coalesce(p_after, '(0,0)'::tid), p_upto;
   when 'update' then
     execute format($q$
       with todo as materialized (
         select x.* from (%s) x
-        where x.id between $3 and $4 and x.profile_id between $3 and $4
-          and x.id = any($1) and x.profile_id = any($1) and x.drifted
+        where x.id = any($1) and x.profile_id = any($1) and x.drifted
       ), done as (
         update public.users u set
           email = t.email,
@@ -231,21 +445,20 @@ begin
           updated_at = now(),
           synced_at = $2
         from todo t
-        where u.id between $3 and $4 and u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
+        where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
         returning u.xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
-      into rows, writer using p_ids, p_sync_ts, v_lo, v_hi;
+      into rows, writer using p_ids, p_sync_ts;
   when 'count' then
     execute format($q$
       select count(*) from (%s) x
-      where x.id between $2 and $3 and x.profile_id between $2 and $3
-        and x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
-      into rows using p_ids, v_lo, v_hi;
+      where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+      into rows using p_ids;
   when 'delete' then
     with done as (
       delete from public.users u
-      where u.id between v_lo and v_hi and u.id = any(p_ids)
+      where u.id = any(p_ids)
         and not exists (select 1 from auth.users au where au.id = u.id)
       returning 1
     )
@@ -255,9 +468,9 @@ begin
   end case;
 end
 $$;
-comment on function user_sync.reconcile_apply(text, uuid[], timestamptz) is
+comment on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) is
   'One set-based reconcile step (insert, update, delete, count) for the given users; raises when any row fails.';
-revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz) from public, anon, authenticated;
+revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) from public, anon, authenticated;
 
 -- reconcile_apply, isolating failures: the set is tried whole (one statement, the
 -- usual case). When a row's data fails it, the failing user is recorded in
@@ -270,6 +483,8 @@ create or replace function user_sync.reconcile_apply_isolating(
   p_step text,
   p_ids uuid[],
   p_sync_ts timestamptz,
+  p_after tid,
+  p_upto tid,
   p_run_id bigint,
   out rows bigint,
   out failed integer,
@@ -295,7 +510,7 @@ begin
       return;
     end if;
     begin
-      select a.rows, a.writer into v_left from user_sync.reconcile_apply(p_step, v_ids, p_sync_ts) a;
+      select a.rows, a.writer into v_left from user_sync.reconcile_apply(p_step, v_ids, p_sync_ts, p_after, p_upto) a;
       rows := rows + v_left.rows;
       if v_left.writer is not null then
         writers := writers || v_left.writer;
@@ -321,16 +536,16 @@ begin
     v_ids := array_remove(v_ids, v_failing);
   end loop;
   -- The failing row is not named: halves.
-  select * into v_left from user_sync.reconcile_apply_isolating(p_step, v_ids[1:v_n / 2], p_sync_ts, p_run_id);
-  select * into v_right from user_sync.reconcile_apply_isolating(p_step, v_ids[v_n / 2 + 1:v_n], p_sync_ts, p_run_id);
+  select * into v_left from user_sync.reconcile_apply_isolating(p_step, v_ids[1:v_n / 2], p_sync_ts, p_after, p_upto, p_run_id);
+  select * into v_right from user_sync.reconcile_apply_isolating(p_step, v_ids[v_n / 2 + 1:v_n], p_sync_ts, p_after, p_upto, p_run_id);
   rows := rows + v_left.rows + v_right.rows;
   failed := failed + v_left.failed + v_right.failed;
   writers := writers || v_left.writers || v_right.writers;
 end
 $$;
-comment on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, bigint) is
+comment on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, tid, tid, bigint) is
   'reconcile_apply for a set of users; each user whose row fails is recorded in user_sync.errors and the rest is applied.';
-revoke execute on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, bigint) from public, anon, authenticated;
+revoke execute on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, tid, tid, bigint) from public, anon, authenticated;
 
 -- Open errors of users in the id range (p_after, p_upto] (other than this call's)
 -- are resolved when the user is now in sync or gone; with p_upto null, to the end,
@@ -373,6 +588,30 @@ comment on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) is
   'Resolves the open errors of users in an id range that are now in sync or gone.';
 revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) from public, anon, authenticated;
 
+-- What a pass has left, in users (an estimate): the auth users its walk has not
+-- reached, then the profiles the profile walk has not (pages left at the table's
+-- rows per page), then the share of the id space the id merge has not. 0 once the
+-- pass finished; null when the table size is unknown.
+create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when p_pass.finished_at is not null then 0
+    when p_pass.phase = 'auth' then greatest(p_pass.total - p_pass.examined, 0)
+    when p_pass.phase = 'profiles' then (
+      select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
+             * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
+      from pg_catalog.pg_class c where c.oid = 'public.users'::regclass)
+    else round(p_pass.total * (1 - coalesce(
+      ('x' || left(replace(p_pass.last_id::text, '-', ''), 8))::bit(32)::bigint / 4294967296.0, 0)))::bigint
+  end
+$$;
+comment on function user_sync.reconcile_remaining(user_sync.reconcile_progress) is
+  'Users a reconcile pass has left to examine (an estimate; 0 once it finished).';
+revoke execute on function user_sync.reconcile_remaining(user_sync.reconcile_progress) from public, anon, authenticated;
+
 -- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
 -- A dry run changes no profile and reports what it would do (a pass of its own).
 -- The report is this call's work (inserted, updated, deleted, errors), where the
@@ -387,7 +626,7 @@ language plpgsql
 security definer
 set search_path = ''
 -- Batches must not turn into nested loops when statistics are stale (a bulk import
--- not yet analyzed): hash joins read each side once.
+-- not yet analyzed): hash joins read each side once. (The planning parts set their own.)
 set enable_nestloop = off
 set enable_mergejoin = off
 -- JIT compiling the field rules costs more than it saves here.
@@ -398,11 +637,14 @@ declare
   v_run_id bigint;
   v_pass user_sync.reconcile_progress;
   v_basis text;
+  v_range record;
   v_plan record;
   v_step record;
   v_done record;
   v_batch_started timestamptz;
   v_batch_ms numeric;
+  v_since xid8;
+  v_complete boolean := false;
   -- A batch should take about this long: a bounded call overruns its budget by at
   -- most one batch, and holds the rows it wrote for at most budget + one batch.
   v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
@@ -414,6 +656,8 @@ declare
   v_deleted bigint := 0;
   v_errors integer := 0;
   v_examined bigint := 0;
+  v_written bigint;
+  v_rows bigint;
   v_state text;
   v_message text;
   v_status text;
@@ -445,63 +689,136 @@ begin
   insert into user_sync.runs (source, dry_run) values (p_source, p_dry_run) returning id into v_run_id;
 
   begin
+    -- Both tables keep their storage (and so their tids) until this call ends: a
+    -- rewrite (VACUUM FULL) waits for it, or has finished and changed the basis.
+    lock table auth.users, public.users in access share mode;
     -- The pass in progress, or a new one (none yet, the last one finished, or the
-    -- rules or settings changed under it).
+    -- rules, settings or table storage changed under it).
     v_basis := user_sync.reconcile_basis();
     select * into v_pass from user_sync.reconcile_progress p where p.dry_run = p_dry_run for update;
     if v_pass.dry_run is null or v_pass.finished_at is not null or v_pass.basis is distinct from v_basis then
       v_pass := user_sync.reconcile_start_pass(p_dry_run, v_run_id, v_basis, coalesce(v_fixed_rows, 1000));
     end if;
+    v_since := case when not v_pass.full_compare then v_pass.since end;
 
     loop
       v_batch_started := clock_timestamp();
-      select * into v_plan from user_sync.reconcile_plan_batch(
-        v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_pass.since, v_pass.skip_xids);
-
-      if p_dry_run then
-        v_inserted := v_inserted + cardinality(v_plan.missing);
-        v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null) a);
-        v_deleted := v_deleted + cardinality(v_plan.orphaned);
+      v_sync_ts := clock_timestamp();
+      v_rows := null;
+      if v_pass.phase in ('auth', 'profiles') then
+        -- A stretch of a walk in physical order.
+        select * into v_range from user_sync.reconcile_walk_range(
+          case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
+          v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        if v_range.upto is not null and v_pass.phase = 'auth' then
+          select * into v_plan from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since);
+          v_examined := v_examined + v_plan.auth_users;
+          v_pass.examined := v_pass.examined + v_plan.auth_users;
+          v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
+          v_rows := v_plan.auth_users;
+          v_written := 0;
+          if p_dry_run then
+            v_inserted := v_inserted + cardinality(v_plan.missing);
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          else
+            for v_step in
+              select s.step, s.ids
+              from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates)) s (n, step, ids)
+              where cardinality(s.ids) > 0
+              order by s.n
+            loop
+              select * into v_done from user_sync.reconcile_apply_isolating(
+                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_range.upto, v_run_id);
+              if v_step.step = 'insert' then
+                v_inserted := v_inserted + v_done.rows;
+                v_written := v_done.rows;
+              else
+                v_updated := v_updated + v_done.rows;
+              end if;
+              v_errors := v_errors + v_done.failed;
+              v_pass.errors := v_pass.errors + v_done.failed;
+              v_pass.written_xids := v_pass.written_xids || v_done.writers;
+            end loop;
+          end if;
+          -- Profiles: the users' (those still missing aside), after this batch's inserts.
+          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
+        elsif v_range.upto is not null then
+          select * into v_plan from user_sync.reconcile_plan_profiles(
+            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids);
+          v_rows := v_plan.profiles;
+          if p_dry_run then
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          elsif cardinality(v_plan.candidates) > 0 then
+            select * into v_done from user_sync.reconcile_apply_isolating(
+              'update', v_plan.candidates, v_sync_ts, null, null, v_run_id);
+            v_updated := v_updated + v_done.rows;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end if;
+        end if;
+        v_pass.walk_after := v_range.upto;
+        if v_range.last then
+          -- The walk is done: the profile walk next, then the ids. A row costs another
+          -- amount there: the batch size starts low and adapts again.
+          v_pass.walk_after := null;
+          v_pass.batch_rows := least(v_pass.batch_rows, 10000);
+          if v_pass.phase = 'auth' then
+            v_pass.phase := 'profiles';
+            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+          else
+            v_pass.phase := 'ids';
+            v_pass.walk_blocks := null;
+            v_pass.last_id := null;
+          end if;
+        end if;
       else
-        v_sync_ts := clock_timestamp();
-        for v_step in
-          select s.step, s.ids
-          from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates), (3, 'delete', v_plan.orphaned)) s (n, step, ids)
-          where cardinality(s.ids) > 0
-          order by s.n
-        loop
-          select * into v_done from user_sync.reconcile_apply_isolating(v_step.step, v_step.ids, v_sync_ts, v_run_id);
-          case v_step.step
-            when 'insert' then v_inserted := v_inserted + v_done.rows;
-            when 'update' then v_updated := v_updated + v_done.rows;
-            else v_deleted := v_deleted + v_done.rows;
-          end case;
-          v_errors := v_errors + v_done.failed;
-          v_pass.errors := v_pass.errors + v_done.failed;
-          v_pass.written_xids := v_pass.written_xids || v_done.writers;
-        end loop;
-        perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
+        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
+        select * into v_plan from user_sync.reconcile_plan_ids(
+          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since);
+        v_written := 0;
+        if p_dry_run then
+          v_inserted := v_inserted + cardinality(v_plan.missing);
+          v_deleted := v_deleted + cardinality(v_plan.orphaned);
+        else
+          for v_step in
+            select s.step, s.ids
+            from (values (1, 'insert', v_plan.missing), (2, 'delete', v_plan.orphaned)) s (n, step, ids)
+            where cardinality(s.ids) > 0
+            order by s.n
+          loop
+            select * into v_done from user_sync.reconcile_apply_isolating(v_step.step, v_step.ids, v_sync_ts, null, null, v_run_id);
+            if v_step.step = 'insert' then
+              v_inserted := v_inserted + v_done.rows;
+              v_written := v_written + v_done.rows;
+            else
+              v_deleted := v_deleted + v_done.rows;
+              v_written := v_written - v_done.rows;
+            end if;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end loop;
+          perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
+        end if;
+        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
+        v_pass.last_id := v_plan.upto;
+        v_complete := v_plan.upto is null;
       end if;
+      exit when v_complete;
 
-      v_examined := v_examined + v_plan.auth_users;
-      v_pass.examined := v_pass.examined + v_plan.auth_users;
-      v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
-      v_pass.profiles := v_pass.profiles + v_plan.profiles;
-      v_pass.last_id := v_plan.upto;
-      exit when v_plan.upto is null;
-
-      -- The next batch should take about v_target_ms (half to twice this one's size).
+      -- The next batch should take about v_target_ms (a tenth to twice this one's size;
+      -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
+      -- nothing about the cost of a dense one).
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
-      v_pass.batch_rows := least(greatest(
-        round(v_pass.batch_rows * least(greatest(v_target_ms / v_batch_ms, 0.5), 2.0)), 200), 100000)::integer;
+      v_pass.batch_rows := least(greatest(round(
+        case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200), 1000000)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
 
-    if not p_dry_run then
-      v_pass.profiles := v_pass.profiles + v_inserted - v_deleted;
-    end if;
-    if v_plan.upto is null then
+    if v_complete then
       -- The pass is complete: its horizon (taken at its start) and the transactions
       -- that wrote profiles are what the next pass starts from.
       v_pass.finished_at := clock_timestamp();
@@ -517,7 +834,8 @@ begin
       finished_at = v_pass.finished_at, last_id = v_pass.last_id, examined = v_pass.examined,
       total = v_pass.total, auth_users = v_pass.auth_users, profiles = v_pass.profiles,
       errors = v_pass.errors, written_xids = v_pass.written_xids, batch_rows = v_pass.batch_rows,
-      last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at
+      last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at,
+      phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks
     where p.dry_run = p_dry_run;
 
     v_status := case when v_errors > 0 then 'errors' else 'ok' end;
@@ -558,7 +876,7 @@ begin
       'inserted', ru.inserted, 'updated', ru.updated, 'deleted', ru.deleted, 'unchanged', ru.unchanged,
       'errors', ru.errors, 'error', ru.error, 'duration_ms', ru.duration_ms,
       'complete', ru.complete, 'examined', ru.examined, 'total', ru.total,
-      'remaining', case when ru.complete then 0 when ru.total is not null then greatest(ru.total - ru.examined, 0) end,
+      'remaining', case when ru.complete then 0 when ru.status <> 'failed' then user_sync.reconcile_remaining(v_pass) end,
       'full_compare', ru.full_compare)
     from user_sync.runs ru where ru.id = v_run_id
   );

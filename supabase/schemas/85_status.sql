@@ -19,7 +19,6 @@ set jit = off
 as $$
 declare
   v_counts jsonb;
-  v_pass user_sync.reconcile_progress;
   v_since xid8;
   v_skip xid[];
   v_age bigint;
@@ -27,20 +26,9 @@ declare
   v_auth_users bigint;
   v_drifted bigint;
 begin
-  -- The horizon of the last pass that finished without errors: the finished pass
-  -- itself, or the one the pass in progress started from.
-  select * into v_pass from user_sync.reconcile_progress p where not p.dry_run;
-  if v_pass.basis = user_sync.reconcile_basis() then
-    if v_pass.finished_at is not null and v_pass.errors = 0 then
-      v_since := v_pass.horizon; v_skip := v_pass.written_xids;
-    elsif v_pass.finished_at is null and not v_pass.full_compare then
-      v_since := v_pass.since; v_skip := v_pass.skip_xids;
-    end if;
-  end if;
+  -- The horizon reconcile would start from (the same choice: reconcile_horizon).
+  select h.since, h.skip_xids into v_since, v_skip from user_sync.reconcile_horizon(user_sync.reconcile_basis()) h;
   v_age := pg_current_xact_id()::text::bigint - v_since::text::bigint;
-  if v_age > 1000000000 then
-    v_since := null; -- too long ago for 32-bit transaction ids
-  end if;
 
   if v_since is not null then
     -- age(xmin) <= v_age  <=>  the row version was written at or after v_since.
@@ -50,7 +38,7 @@ begin
              'auth_users', count(a.id), 'profiles', count(p.id),
              'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
       into v_auth_users, v_candidates, v_counts
-      from (select au.id, age(au.xmin) <= v_age or au.created_at is null as recent from auth.users au) a
+      from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
       full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
         on p.id = a.id;
     if cardinality(v_candidates) <= greatest(5000, v_auth_users / 4) then
@@ -79,11 +67,11 @@ begin
     'heal', (
       select jsonb_build_object(
         'examined', h.examined, 'total', h.total, 'rate', h.rate,
-        'eta_seconds', case when h.rate > 0 and h.total is not null
-                            then ceil(greatest(h.total - h.examined, 0) / h.rate)::bigint end,
+        'eta_seconds', case when h.rate > 0 and h.remaining is not null
+                            then ceil(h.remaining / h.rate)::bigint end,
         'started_at', h.started_at)
       from (
-        select p.examined, p.total, p.started_at,
+        select p.examined, p.total, p.started_at, user_sync.reconcile_remaining(p) as remaining,
                round(p.examined / greatest(extract(epoch from clock_timestamp() - p.started_at), 0.001), 1) as rate
         from user_sync.reconcile_progress p
         where not p.dry_run and p.finished_at is null

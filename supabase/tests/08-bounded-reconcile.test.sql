@@ -16,8 +16,13 @@ select ok(has_function_privilege('service_role', 'user_sync.reconcile(boolean, t
   'only service_role may call reconcile');
 select throws_ok($$select user_sync.reconcile(false, 'test', -1)$$, '22023', null, 'a negative budget is refused');
 
--- start in sync (rows from elsewhere are in sync after this), then 25 auth users without
--- profiles whose ids come first in id order
+-- start from an empty table in sync (rows from elsewhere are removed in this transaction),
+-- then 25 auth users without profiles: a pass walks them in physical order, the order
+-- they were inserted in
+set local session_replication_role = replica;
+delete from public.users;
+delete from auth.users;
+set local session_replication_role = origin;
 select user_sync.reconcile(false, 'test');
 set local session_replication_role = replica;
 insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)

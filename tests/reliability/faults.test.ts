@@ -187,7 +187,16 @@ Deno.test({
         realpathSync(PGDATA!),
         "USER_SYNC_PGDATA is the data directory of the server under test",
       );
-      // Start from a clean table, so that every difference below is ours.
+      // 3 users with profiles (their profiles drift below, behind the system's back),
+      // then a clean table, so that every difference below is ours.
+      await sql.unsafe(`
+        insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data,
+                                raw_user_meta_data, created_at, updated_at, is_anonymous)
+        select '00000000-0000-0000-0000-000000000000',
+               ('${DRIFT_PREFIX}' || lpad(to_hex(g), 12, '0'))::uuid,
+               'authenticated', 'authenticated', 'drift.' || g || '@example.test',
+               '{"provider": "email", "providers": ["email"]}', '{}', now(), now(), false
+        from generate_series(1, 3) g`);
       await sql`select user_sync.reconcile(false, 'test')`;
       lastRun = Number((await sql`select coalesce(max(id), 0) as id from user_sync.runs`)[0].id);
 
@@ -206,13 +215,6 @@ Deno.test({
         from generate_series(1, ${CRASH_USERS}) g;
         insert into public.users (id, email) values ('${ORPHAN_ID}', 'orphan@example.test');
         reset session_replication_role;
-        insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data,
-                                raw_user_meta_data, created_at, updated_at, is_anonymous)
-        select '00000000-0000-0000-0000-000000000000',
-               ('${DRIFT_PREFIX}' || lpad(to_hex(g), 12, '0'))::uuid,
-               'authenticated', 'authenticated', 'drift.' || g || '@example.test',
-               '{"provider": "email", "providers": ["email"]}', '{}', now(), now(), false
-        from generate_series(1, 3) g;
         update public.users set email = 'tampered@example.test', provider = 'tampered'
         where id::text like '${DRIFT_PREFIX}%';
         analyze auth.users;
@@ -223,10 +225,11 @@ Deno.test({
       assert.equal(before.drifted, 3);
       assert.equal(before.orphaned, 1);
 
-      // A writer holds the row lock of one drifted profile: the reconcile inserts every
-      // missing profile, then waits on that row in its drift step — mid-run, with
-      // CRASH_USERS uncommitted rows written. (psql, so the client that dies with the
-      // server is a separate process.)
+      // A writer holds the row lock of one drifted profile: the reconcile walks auth.users
+      // (inserting every missing profile), then waits on that row when its walk of
+      // public.users reaches the tampered profile — mid-run, with profiles written and
+      // not committed. (psql, so the client that dies with the server is a separate
+      // process.)
       const driftedId = `${DRIFT_PREFIX}000000000001`;
       locker = new Deno.Command("psql", {
         args: [

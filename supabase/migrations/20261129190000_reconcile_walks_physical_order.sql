@@ -1,0 +1,1019 @@
+-- =============================================================================
+-- User Sync for Supabase 0.3.0: reconcile reads each table in physical order (block
+-- ranges, TID Range Scans) and pairs ids from the primary keys (index-only, merge
+-- join), instead of walking auth users in id order (about one heap page read per
+-- user: ids are random UUIDs). Phases auth / profiles / ids in
+-- user_sync.reconcile_progress; status() shares reconcile's horizon choice
+-- (reconcile_horizon) and its estimate of what a pass has left (reconcile_remaining).
+-- Current definitions: supabase/schemas/75_reconcile_progress.sql, 80_reconcile.sql,
+-- 85_status.sql.
+-- =============================================================================
+
+alter table user_sync.reconcile_progress
+  add column if not exists phase text not null default 'auth' check (phase in ('auth', 'profiles', 'ids')),
+  add column if not exists walk_after tid,
+  add column if not exists walk_blocks bigint;
+comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids): the last id examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far by the walk of auth.users.';
+comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the walk of auth.users so far.';
+comment on column user_sync.reconcile_progress.profiles is 'Profiles of the users examined so far (without the missing ones), plus orphaned ones found, after what the pass inserted and removed.';
+comment on column user_sync.reconcile_progress.phase is
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), ids (merging the ids of both primary keys).';
+comment on column user_sync.reconcile_progress.walk_after is 'The walk in progress (phases auth, profiles): the last tid examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.walk_blocks is
+  'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
+
+-- A pass left unfinished by the previous version walked ids: it walks auth.users
+-- from its first page instead (keeping its horizon; users seen already are seen again).
+update user_sync.reconcile_progress set
+  phase = 'auth', walk_after = null, last_id = null, examined = 0, auth_users = 0, profiles = 0,
+  walk_blocks = pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer
+where finished_at is null;
+
+-- Replaced: the id-order batch plan; the apply steps take the walk's tid range.
+drop function if exists user_sync.reconcile_plan_batch(uuid, integer, xid8, xid[]);
+drop function if exists user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, bigint);
+drop function if exists user_sync.reconcile_apply(text, uuid[], timestamptz);
+
+-- -----------------------------------------------------------------------------
+-- user_sync.reconcile: bring the whole table in line, in bounded, resumable calls.
+--
+-- A pass reads each table in physical order (block ranges, a TID Range Scan), so
+-- that it reads every page once however the ids are spread, then pairs the ids of
+-- both tables in id order from their primary keys (index-only). Its phases:
+--   auth      walk auth.users: the candidates (every user in a full comparison, else
+--             those written since the last finished pass) are looked up by id in
+--             public.users; missing profiles are inserted, drifted ones updated
+--   profiles  walk public.users: profiles written since, by someone else than
+--             reconcile, are compared with their auth user (incremental passes)
+--   ids       merge the ids of both primary keys: profiles missing for users the
+--             walk did not look at, and orphaned profiles
+-- A failing row is isolated and recorded, the rest of its batch goes through; each
+-- batch moves user_sync.reconcile_progress forward in the same transaction. A call
+-- with p_max_ms stops taking batches once that much time has passed; the next call,
+-- from any runner, continues where the last committed one stopped. A call without it
+-- finishes the pass. The parts, in the order a call uses them:
+--   reconcile_basis          what profiles derive from besides the rows
+--   reconcile_horizon        rows older than it were in sync when last looked at
+--   reconcile_start_pass     a new pass: full or incremental comparison, horizon
+--   reconcile_walk_range     the next stretch of a walk in physical order
+--   reconcile_plan_auth      a stretch of auth.users: missing, candidates
+--   reconcile_plan_profiles  a stretch of public.users: candidates
+--   reconcile_plan_ids       the next id range of both keys: missing, orphaned
+--   reconcile_apply          one set-based step (insert, update, delete) by ids
+--   reconcile_apply_isolating  the same, splitting a failing set down to its bad rows
+--   reconcile_resolve_errors   open errors of users now in sync are resolved
+--   reconcile_remaining      what a pass has left, for reports and status()
+--
+-- Rows written while a pass runs may move to pages it has passed or not yet reached;
+-- they are newer than its horizon, so the triggers and the next pass see to them. A
+-- rewrite of either table (VACUUM FULL, CLUSTER) changes reconcile_basis(): the pass
+-- starts over as a full comparison, so a moved row is examined again, never lost.
+-- -----------------------------------------------------------------------------
+-- What profiles are derived from besides the rows themselves. A change to any of it
+-- (a new field rule, config, a role, a rewritten table, another cluster after a
+-- restore) makes the next pass compare every row.
+create or replace function user_sync.reconcile_basis() returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_cluster text;
+begin
+  begin
+    select c.system_identifier::text into v_cluster from pg_catalog.pg_control_system() c;
+  exception when others then
+    v_cluster := '';
+  end;
+  return md5(concat_ws('|', v_cluster,
+    pg_relation_filenode('auth.users'::regclass), pg_relation_filenode('public.users'::regclass),
+    user_sync.profile_diff_sql(),
+    (select string_agg(c::text, ',') from user_sync.config c),
+    (select string_agg(ro.role, ',' order by ro.role) from user_sync.roles ro)));
+end
+$$;
+comment on function user_sync.reconcile_basis() is
+  'Fingerprint of the field rules, config, roles, table storage and cluster; a pass compares incrementally only under the basis of the last finished pass.';
+revoke execute on function user_sync.reconcile_basis() from public, anon, authenticated;
+
+-- The horizon rows older than which were in sync when a pass last looked at them:
+-- that of the last real pass that finished without errors under p_basis, or the
+-- one the unfinished incremental pass started from; null when there is none or it
+-- is too old for 32-bit transaction ids. skip_xids: that pass's own writes, in sync
+-- when written. One home for reconcile's choice and status()'s.
+create or replace function user_sync.reconcile_horizon(
+  p_basis text,
+  out since xid8,
+  out skip_xids xid[]
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_pass user_sync.reconcile_progress;
+begin
+  select * into v_pass from user_sync.reconcile_progress p where not p.dry_run;
+  if v_pass.basis = p_basis then
+    if v_pass.finished_at is not null and v_pass.errors = 0 then
+      since := v_pass.horizon; skip_xids := v_pass.written_xids;
+    elsif v_pass.finished_at is null and not v_pass.full_compare then
+      since := v_pass.since; skip_xids := v_pass.skip_xids;
+    end if;
+  end if;
+  if pg_current_xact_id()::text::bigint - since::text::bigint > 1000000000 then
+    since := null; skip_xids := null;
+  end if;
+end
+$$;
+comment on function user_sync.reconcile_horizon(text) is
+  'The horizon of the last real reconcile pass without errors under the given basis (rows older were in sync) and the transactions it wrote with; null when a full comparison is needed.';
+revoke execute on function user_sync.reconcile_horizon(text) from public, anon, authenticated;
+
+-- Starts a pass of the given kind. It compares every profile when there is no
+-- horizon to start from (first pass, errors, other basis, too old for 32-bit
+-- transaction ids) or when the last full comparison is older than
+-- user_sync.config.full_compare_every; otherwise only rows written since. Its own
+-- horizon is taken now, at the start, never at the end. It begins with the walk of
+-- auth.users over the pages the table has now.
+create or replace function user_sync.reconcile_start_pass(
+  p_dry_run boolean,
+  p_run_id bigint,
+  p_basis text,
+  p_batch_rows integer
+) returns user_sync.reconcile_progress
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_from record;
+  v_last_full timestamptz;
+  v_full boolean;
+  v_total bigint;
+  v_pass user_sync.reconcile_progress;
+begin
+  select * into v_from from user_sync.reconcile_horizon(p_basis) h;
+  select p.last_full_compare_at into v_last_full from user_sync.reconcile_progress p where not p.dry_run;
+  v_full := v_from.since is null
+    or v_last_full is null
+    or v_last_full < now() - (select c.full_compare_every from user_sync.config c);
+
+  -- The planner's estimate, scaled to the table's current size as the planner does
+  -- (counted when the table was never analyzed or was empty then, up to 100,000).
+  select case when c.relpages > 0 and c.reltuples > 0 then
+           (c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::integer))::bigint
+         end into v_total
+  from pg_catalog.pg_class c where c.oid = 'auth.users'::regclass;
+  if v_total is null then
+    select count(*) into v_total from (select 1 from auth.users limit 100000) x;
+    if v_total = 100000 then v_total := null; end if;
+  end if;
+
+  insert into user_sync.reconcile_progress as p (
+    dry_run, run_id, started_at, finished_at, full_compare, since, skip_xids, horizon, basis,
+    last_id, examined, total, auth_users, profiles, errors, written_xids, batch_rows,
+    last_full_compare_at, updated_at, phase, walk_after, walk_blocks)
+  values (
+    p_dry_run, p_run_id, now(), null, v_full,
+    case when not v_full then v_from.since end,
+    case when not v_full then v_from.skip_xids else '{}' end,
+    pg_snapshot_xmin(pg_current_snapshot()), p_basis,
+    null, 0, v_total, 0, 0, 0, '{}', p_batch_rows,
+    v_last_full, now(), 'auth', null,
+    pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer)
+  on conflict (dry_run) do update set
+    run_id = excluded.run_id, started_at = excluded.started_at, finished_at = null,
+    full_compare = excluded.full_compare, since = excluded.since, skip_xids = excluded.skip_xids,
+    horizon = excluded.horizon, basis = excluded.basis, last_id = null, examined = 0,
+    total = excluded.total, auth_users = 0, profiles = 0, errors = 0, written_xids = '{}',
+    batch_rows = excluded.batch_rows,
+    -- a dry pass never finishes a full comparison of the real kind
+    last_full_compare_at = case when p.dry_run then p.last_full_compare_at else excluded.last_full_compare_at end,
+    updated_at = now(), phase = excluded.phase, walk_after = null, walk_blocks = excluded.walk_blocks
+  returning * into v_pass;
+  return v_pass;
+end
+$$;
+comment on function user_sync.reconcile_start_pass(boolean, bigint, text, integer) is
+  'Starts a reconcile pass (full or incremental comparison, horizon taken now) in user_sync.reconcile_progress.';
+revoke execute on function user_sync.reconcile_start_pass(boolean, bigint, text, integer) from public, anon, authenticated;
+
+-- The next stretch of a walk over p_table in physical order: the rows after the tid
+-- p_after (null: from the first page) up to the tid upto, within the first p_blocks
+-- pages (the table's size when the walk began). About p_rows rows: that many pages
+-- at the table's rows per page, fewer when three samples of 8 pages (its start,
+-- middle and end) show the stretch holds more than twice as many (a table's density
+-- varies: dead space, a bulk import at its end), or exactly p_rows rows when p_exact
+-- (tests). last: the stretch ends the walk.
+create or replace function user_sync.reconcile_walk_range(
+  p_table regclass,
+  p_after tid,
+  p_rows integer,
+  p_exact boolean,
+  p_blocks bigint,
+  out upto tid,
+  out last boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_per_page double precision;
+  v_from bigint := coalesce((p_after::text::point)[0]::bigint, -1);
+  v_end bigint;
+  v_mid bigint;
+  v_rows bigint;
+begin
+  if coalesce(p_blocks, 0) <= 0 then
+    last := true;
+    return;
+  end if;
+  if p_exact then
+    execute format('select t.ctid from %s t where t.ctid > $1 and t.ctid < $2 order by t.ctid offset $3 - 1 limit 1', p_table)
+      into upto using coalesce(p_after, '(0,0)'::tid), format('(%s,0)', p_blocks)::tid, greatest(p_rows, 1);
+    last := upto is null;
+    if last then
+      upto := format('(%s,65535)', p_blocks - 1)::tid;
+    end if;
+    return;
+  end if;
+  select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages end into v_per_page
+  from pg_catalog.pg_class c where c.oid = p_table;
+  v_end := least(v_from + greatest(ceil(p_rows / coalesce(v_per_page, 50)), 1)::bigint, p_blocks - 1);
+  if v_end - v_from > 24 then
+    v_mid := v_from + (v_end - v_from) / 2;
+    execute format($q$select (select count(*) from %1$s t where t.ctid >= $1 and t.ctid < $2)
+                           + (select count(*) from %1$s t where t.ctid >= $3 and t.ctid < $4)
+                           + (select count(*) from %1$s t where t.ctid >= $5 and t.ctid < $6)$q$, p_table)
+      into v_rows
+      using format('(%s,0)', v_from + 1)::tid, format('(%s,0)', v_from + 9)::tid,
+            format('(%s,0)', v_mid - 4)::tid, format('(%s,0)', v_mid + 4)::tid,
+            format('(%s,0)', v_end - 7)::tid, format('(%s,0)', v_end + 1)::tid;
+    -- The rows the stretch holds at the samples' density (v_rows in 24 pages).
+    if v_rows / 24.0 * (v_end - v_from) > 2 * greatest(p_rows, 1) then
+      v_end := v_from + greatest(floor(24.0 * p_rows / v_rows), 1)::bigint;
+    end if;
+  end if;
+  last := v_end >= p_blocks - 1;
+  upto := format('(%s,65535)', v_end)::tid;
+end
+$$;
+comment on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) is
+  'The next stretch of a reconcile walk in physical order (tids after p_after up to upto) and whether it is the last.';
+revoke execute on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
+-- field rules must look at: all of them in a full comparison (p_since null), else
+-- those with a row version written since p_since. Candidates are looked up by id in
+-- public.users: missing (no profile) or candidates (both sides exist).
+create or replace function user_sync.reconcile_plan_auth(
+  p_after tid,
+  p_upto tid,
+  p_since xid8,
+  out auth_users bigint,
+  out missing uuid[],
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+-- A few lookups by primary key (in id order), never a hash of the whole table.
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
+  execute $q$
+    select count(*), coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
+    from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
+    into auth_users, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+  select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
+         coalesce(array_agg(c.id) filter (where p.id is not null), '{}')
+    into missing, candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    left join public.users p on p.id = c.id;
+end
+$$;
+comment on function user_sync.reconcile_plan_auth(tid, tid, xid8) is
+  'A stretch of auth.users in physical order: users in it, candidates without a profile (missing) and with one (candidates).';
+revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of public.users: how many profiles, and the candidates
+-- (none in a full comparison, p_since null: the auth walk compared every user):
+-- profiles with a row version written since p_since other than by p_skip_xids
+-- (reconcile's own writes, in sync when written). A profile whose auth user was
+-- written since as well was the auth walk's candidate already.
+create or replace function user_sync.reconcile_plan_profiles(
+  p_after tid,
+  p_upto tid,
+  p_since xid8,
+  p_skip_xids xid[],
+  out profiles bigint,
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
+  execute $q$
+    select count(*), coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
+    from public.users u where u.ctid > $1 and u.ctid <= $2$q$
+    into profiles, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+  select coalesce(array_agg(c.id), '{}') into candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    where not exists (
+      select 1 from auth.users au
+      where au.id = c.id and age(au.xmin) <= v_age);
+end
+$$;
+comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) is
+  'A stretch of public.users in physical order: profiles in it and the candidates written since the horizon by someone else than reconcile.';
+revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) from public, anon, authenticated;
+
+-- The next id range after p_after (null: from the first id) of both primary keys,
+-- about p_rows auth users, paired by id (index-only scans, a merge join; only the
+-- unpaired ids leave the join): the missing profiles of users the auth walk did not
+-- look at (a full comparison, p_since null, looked at every user; an incremental one
+-- at those written since p_since) and the orphaned profiles. Where the range ends
+-- (upto, null at the end of the keys): the share p_rows / p_total of the id space when
+-- the planner's statistics show ids spread evenly (random UUIDs), else (and when
+-- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys.
+create or replace function user_sync.reconcile_plan_ids(
+  p_after uuid,
+  p_rows integer,
+  p_exact boolean,
+  p_total bigint,
+  p_since xid8,
+  out upto uuid,
+  out missing uuid[],
+  out orphaned uuid[]
+)
+language plpgsql
+set search_path = ''
+-- Both sides come in id order from their primary keys: a merge join reads them once
+-- without building a hash table.
+set enable_mergejoin = on
+set enable_hashjoin = off
+set enable_nestloop = off
+as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_after text := case when p_after is null then 'true' else '%I.id > $1' end;
+  v_missing uuid[];
+  v_bounds uuid[];
+  v_even boolean := false;
+  v_end bigint;
+begin
+  if not p_exact and p_total > 0 then
+    select s.histogram_bounds::text::uuid[] into v_bounds
+    from pg_catalog.pg_stats s where s.schemaname = 'auth' and s.tablename = 'users' and s.attname = 'id';
+    -- Evenly spread: each bound within 5% of the id space of where it would be.
+    select coalesce(max(abs(('x' || left(b.id::text, 8))::bit(32)::bigint / 4294967296.0
+                            - (b.n - 1)::numeric / (cardinality(v_bounds) - 1))) < 0.05, false)
+      into v_even
+      from unnest(v_bounds) with ordinality b (id, n)
+      where cardinality(v_bounds) >= 10;
+  end if;
+  if not v_even then
+    execute format('select au.id from auth.users au where %s order by au.id offset $2 - 1 limit 1',
+        format(v_after, 'au'))
+      into upto using p_after, greatest(p_rows, 1);
+  else
+    -- The first 32 bits of the id: where the range ends, the rest all ones.
+    v_end := coalesce(('x' || left(p_after::text, 8))::bit(32)::bigint, -1)
+      + greatest(ceil(4294967296.0 * p_rows / p_total), 1)::bigint;
+    upto := case when v_end < 4294967295 then (lpad(to_hex(v_end), 8, '0') || '-ffff-ffff-ffff-ffffffffffff')::uuid end;
+  end if;
+  -- Dynamic SQL with the values as constants: each call is planned for its own range.
+  execute format($q$
+    select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
+           coalesce(array_agg(p.id) filter (where a.id is null), '{}')
+    from (select au.id from auth.users au where %s and ($2::uuid is null or au.id <= $2)) a
+    full join (select u.id from public.users u where %s and ($2::uuid is null or u.id <= $2)) p
+      on p.id = a.id
+    where a.id is null or p.id is null$q$, format(v_after, 'au'), format(v_after, 'u'))
+    into v_missing, orphaned
+    using p_after, upto;
+  select coalesce(array_agg(au.id), '{}') into missing
+    from auth.users au
+    where p_since is not null and au.id = any(v_missing)
+      and not age(au.xmin) <= v_age;
+end
+$$;
+comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) is
+  'The next id range of both primary keys after an id: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
+revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) from public, anon, authenticated;
+
+-- One set-based step for the given users, each re-read by id (their state may have
+-- moved since the batch was planned): 'insert' missing profiles (one the trigger
+-- inserted meanwhile wins), 'update' drifted ones (a row changed since it was read,
+-- xmin moved, is left to the writer that changed it), 'delete' orphans, 'count'
+-- drifted ones (a dry run). With p_after/p_upto, the users are in that stretch of
+-- auth.users (a walk's): 'insert' re-reads them by tid range, not one by one.
+-- Raises on any failing row; the caller isolates it.
+-- Answers how many rows it wrote (or counted) and the transaction that wrote them.
+create or replace function user_sync.reconcile_apply(
+  p_step text,
+  p_ids uuid[],
+  p_sync_ts timestamptz,
+  p_after tid,
+  p_upto tid,
+  out rows bigint,
+  out writer xid
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- The ids are a set spread over the id space (a walk's, or the missing of an id
+  -- range): looked up one by one (a bitmap of the key's entries), or, within a
+  -- walk's stretch, a hashed filter on its TID Range Scan.
+  case p_step
+  when 'insert' then
+    execute format($q$
+      with done as (
+        insert into public.users (
+          id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+          email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+        )
+        select
+          d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
+          d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
+        from (%s) d
+        where d.id = any($2)
+        on conflict (id) do nothing
+        returning xmin
+      )
+      select count(*), min(done.xmin::text)::xid from done$q$,
+        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $3 and au.ctid <= $4' else '' end)
+      into rows, writer using p_sync_ts, p_ids, coalesce(p_after, '(0,0)'::tid), p_upto;
+  when 'update' then
+    execute format($q$
+      with todo as materialized (
+        select x.* from (%s) x
+        where x.id = any($1) and x.profile_id = any($1) and x.drifted
+      ), done as (
+        update public.users u set
+          email = t.email,
+          phone = t.phone,
+          name = case when u.name_edited_at is null then t.name else u.name end,
+          avatar_url = case when u.avatar_url_edited_at is null then t.avatar_url else u.avatar_url end,
+          role = t.role,
+          provider = t.provider,
+          providers = t.providers,
+          is_anonymous = t.is_anonymous,
+          email_confirmed_at = t.email_confirmed_at,
+          last_sign_in_at = t.last_sign_in_at,
+          created_at = t.created_at,
+          deleted_at = t.deleted_at,
+          updated_at = now(),
+          synced_at = $2
+        from todo t
+        where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
+        returning u.xmin
+      )
+      select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
+      into rows, writer using p_ids, p_sync_ts;
+  when 'count' then
+    execute format($q$
+      select count(*) from (%s) x
+      where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+      into rows using p_ids;
+  when 'delete' then
+    with done as (
+      delete from public.users u
+      where u.id = any(p_ids)
+        and not exists (select 1 from auth.users au where au.id = u.id)
+      returning 1
+    )
+    select count(*) into rows from done;
+  else
+    raise exception using errcode = '22023', message = format('user_sync.reconcile_apply: unknown step %L', p_step);
+  end case;
+end
+$$;
+comment on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) is
+  'One set-based reconcile step (insert, update, delete, count) for the given users; raises when any row fails.';
+revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) from public, anon, authenticated;
+
+-- reconcile_apply, isolating failures: the set is tried whole (one statement, the
+-- usual case). When a row's data fails it, the failing user is recorded in
+-- user_sync.errors and the set is tried again without that user: Postgres names it
+-- (a user deleted after the statement's snapshot: 23503 "Key (id)=(...)"; a check or
+-- not-null constraint: "Failing row contains (id, ..."). When it is not named (e.g. a
+-- unique index the app added), the set is split in halves down to the failing rows:
+-- k bad rows among n cost about 2k log2(n) small statements. The batch goes on.
+create or replace function user_sync.reconcile_apply_isolating(
+  p_step text,
+  p_ids uuid[],
+  p_sync_ts timestamptz,
+  p_after tid,
+  p_upto tid,
+  p_run_id bigint,
+  out rows bigint,
+  out failed integer,
+  out writers xid[]
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ids uuid[] := coalesce(p_ids, '{}');
+  v_n integer;
+  v_state text;
+  v_message text;
+  v_detail text;
+  v_failing uuid;
+  v_left record;
+  v_right record;
+begin
+  rows := 0; failed := 0; writers := '{}';
+  loop
+    v_n := cardinality(v_ids);
+    if v_n = 0 then
+      return;
+    end if;
+    begin
+      select a.rows, a.writer into v_left from user_sync.reconcile_apply(p_step, v_ids, p_sync_ts, p_after, p_upto) a;
+      rows := rows + v_left.rows;
+      if v_left.writer is not null then
+        writers := writers || v_left.writer;
+      end if;
+      return;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
+      -- Only a row's data can fail for one row and not another (integrity constraint,
+      -- data exception, an app trigger's raise); anything else fails the call.
+      if left(v_state, 2) not in ('22', '23', '44', 'P0') then
+        raise;
+      end if;
+    end;
+    v_failing := case
+      when v_n = 1 then v_ids[1]
+      else (select m[1]::uuid from regexp_match(coalesce(v_detail, ''),
+              '^(?:Key \(id\)=\(|Failing row contains \()([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})') m)
+    end;
+    exit when v_failing is null or not v_failing = any(v_ids);
+    perform user_sync.record_error(v_failing, 'reconcile', v_state, v_message,
+      concat_ws('; ', 'step: ' || p_step, v_detail), p_run_id);
+    failed := failed + 1;
+    v_ids := array_remove(v_ids, v_failing);
+  end loop;
+  -- The failing row is not named: halves.
+  select * into v_left from user_sync.reconcile_apply_isolating(p_step, v_ids[1:v_n / 2], p_sync_ts, p_after, p_upto, p_run_id);
+  select * into v_right from user_sync.reconcile_apply_isolating(p_step, v_ids[v_n / 2 + 1:v_n], p_sync_ts, p_after, p_upto, p_run_id);
+  rows := rows + v_left.rows + v_right.rows;
+  failed := failed + v_left.failed + v_right.failed;
+  writers := writers || v_left.writers || v_right.writers;
+end
+$$;
+comment on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, tid, tid, bigint) is
+  'reconcile_apply for a set of users; each user whose row fails is recorded in user_sync.errors and the rest is applied.';
+revoke execute on function user_sync.reconcile_apply_isolating(text, uuid[], timestamptz, tid, tid, bigint) from public, anon, authenticated;
+
+-- Open errors of users in the id range (p_after, p_upto] (other than this call's)
+-- are resolved when the user is now in sync or gone; with p_upto null, to the end,
+-- and errors without a user too.
+create or replace function user_sync.reconcile_resolve_errors(
+  p_after uuid,
+  p_upto uuid,
+  p_run_id bigint
+) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_open uuid[];
+  v_any boolean;
+begin
+  select coalesce(array_agg(distinct e.user_id) filter (where e.user_id is not null), '{}'),
+         count(*) filter (where e.user_id is not null or p_upto is null) > 0
+    into v_open, v_any
+    from user_sync.errors e
+    where e.resolved_at is null and e.run_id is distinct from p_run_id
+      and (e.user_id is null
+           or ((p_after is null or e.user_id > p_after) and (p_upto is null or e.user_id <= p_upto)));
+  if not v_any then
+    return;
+  end if;
+  execute format($q$
+    update user_sync.errors e set resolved_at = now()
+    where e.resolved_at is null
+      and e.run_id is distinct from $2
+      and ((e.user_id is null and $3) or e.user_id = any($1))
+      and not exists (
+        select 1 from (%s) x
+        where x.id = any($1) and x.id = e.user_id and (x.missing or x.drifted)
+      )$q$, user_sync.profile_diff_sql())
+    using v_open, p_run_id, p_upto is null;
+end
+$$;
+comment on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) is
+  'Resolves the open errors of users in an id range that are now in sync or gone.';
+revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) from public, anon, authenticated;
+
+-- What a pass has left, in users (an estimate): the auth users its walk has not
+-- reached, then the profiles the profile walk has not (pages left at the table's
+-- rows per page), then the share of the id space the id merge has not. 0 once the
+-- pass finished; null when the table size is unknown.
+create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when p_pass.finished_at is not null then 0
+    when p_pass.phase = 'auth' then greatest(p_pass.total - p_pass.examined, 0)
+    when p_pass.phase = 'profiles' then (
+      select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
+             * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
+      from pg_catalog.pg_class c where c.oid = 'public.users'::regclass)
+    else round(p_pass.total * (1 - coalesce(
+      ('x' || left(replace(p_pass.last_id::text, '-', ''), 8))::bit(32)::bigint / 4294967296.0, 0)))::bigint
+  end
+$$;
+comment on function user_sync.reconcile_remaining(user_sync.reconcile_progress) is
+  'Users a reconcile pass has left to examine (an estimate; 0 once it finished).';
+revoke execute on function user_sync.reconcile_remaining(user_sync.reconcile_progress) from public, anon, authenticated;
+
+-- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
+-- A dry run changes no profile and reports what it would do (a pass of its own).
+-- The report is this call's work (inserted, updated, deleted, errors), where the
+-- pass stands (complete, examined, total, remaining) and, once the pass is complete,
+-- the table sizes it saw (auth_users, profiles; null while it is not).
+create or replace function user_sync.reconcile(
+  p_dry_run boolean default false,
+  p_source text default 'manual',
+  p_max_ms integer default null
+) returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+-- Batches must not turn into nested loops when statistics are stale (a bulk import
+-- not yet analyzed): hash joins read each side once. (The planning parts set their own.)
+set enable_nestloop = off
+set enable_mergejoin = off
+-- JIT compiling the field rules costs more than it saves here.
+set jit = off
+as $$
+declare
+  v_started timestamptz := clock_timestamp();
+  v_run_id bigint;
+  v_pass user_sync.reconcile_progress;
+  v_basis text;
+  v_range record;
+  v_plan record;
+  v_step record;
+  v_done record;
+  v_batch_started timestamptz;
+  v_batch_ms numeric;
+  v_since xid8;
+  v_complete boolean := false;
+  -- A batch should take about this long: a bounded call overruns its budget by at
+  -- most one batch, and holds the rows it wrote for at most budget + one batch.
+  v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
+  -- Tests and benchmarks may fix the batch size.
+  v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
+  v_sync_ts timestamptz;
+  v_inserted bigint := 0;
+  v_updated bigint := 0;
+  v_deleted bigint := 0;
+  v_errors integer := 0;
+  v_examined bigint := 0;
+  v_written bigint;
+  v_rows bigint;
+  v_state text;
+  v_message text;
+  v_status text;
+begin
+  if p_dry_run is null then
+    raise exception using errcode = '22004', message = 'user_sync.reconcile: p_dry_run must not be null';
+  end if;
+  if p_source is null or p_source !~ '^[a-z][a-z0-9_-]{0,39}$' then
+    raise exception using errcode = '22023',
+      message = format('user_sync.reconcile: invalid p_source %L', p_source),
+      hint = 'Use lower-case letters, digits, - and _ (at most 40), e.g. cron, manual, api.';
+  end if;
+  if p_max_ms < 0 then
+    raise exception using errcode = '22023',
+      message = format('user_sync.reconcile: p_max_ms must not be negative, got %s', p_max_ms);
+  end if;
+
+  -- One reconcile at a time, cluster-wide; held until the transaction ends.
+  if not pg_try_advisory_xact_lock(hashtextextended('user_sync.reconcile', 0)) then
+    insert into user_sync.runs (source, dry_run, status, finished_at, duration_ms)
+    values (p_source, p_dry_run, 'skipped', clock_timestamp(), 0)
+    returning id into v_run_id;
+    return jsonb_build_object(
+      'skipped', true, 'run_id', v_run_id, 'source', p_source, 'dry_run', p_dry_run,
+      'complete', false, 'remaining', null,
+      'reason', 'another reconcile is in progress');
+  end if;
+
+  insert into user_sync.runs (source, dry_run) values (p_source, p_dry_run) returning id into v_run_id;
+
+  begin
+    -- Both tables keep their storage (and so their tids) until this call ends: a
+    -- rewrite (VACUUM FULL) waits for it, or has finished and changed the basis.
+    lock table auth.users, public.users in access share mode;
+    -- The pass in progress, or a new one (none yet, the last one finished, or the
+    -- rules, settings or table storage changed under it).
+    v_basis := user_sync.reconcile_basis();
+    select * into v_pass from user_sync.reconcile_progress p where p.dry_run = p_dry_run for update;
+    if v_pass.dry_run is null or v_pass.finished_at is not null or v_pass.basis is distinct from v_basis then
+      v_pass := user_sync.reconcile_start_pass(p_dry_run, v_run_id, v_basis, coalesce(v_fixed_rows, 1000));
+    end if;
+    v_since := case when not v_pass.full_compare then v_pass.since end;
+
+    loop
+      v_batch_started := clock_timestamp();
+      v_sync_ts := clock_timestamp();
+      v_rows := null;
+      if v_pass.phase in ('auth', 'profiles') then
+        -- A stretch of a walk in physical order.
+        select * into v_range from user_sync.reconcile_walk_range(
+          case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
+          v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        if v_range.upto is not null and v_pass.phase = 'auth' then
+          select * into v_plan from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since);
+          v_examined := v_examined + v_plan.auth_users;
+          v_pass.examined := v_pass.examined + v_plan.auth_users;
+          v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
+          v_rows := v_plan.auth_users;
+          v_written := 0;
+          if p_dry_run then
+            v_inserted := v_inserted + cardinality(v_plan.missing);
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          else
+            for v_step in
+              select s.step, s.ids
+              from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates)) s (n, step, ids)
+              where cardinality(s.ids) > 0
+              order by s.n
+            loop
+              select * into v_done from user_sync.reconcile_apply_isolating(
+                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_range.upto, v_run_id);
+              if v_step.step = 'insert' then
+                v_inserted := v_inserted + v_done.rows;
+                v_written := v_done.rows;
+              else
+                v_updated := v_updated + v_done.rows;
+              end if;
+              v_errors := v_errors + v_done.failed;
+              v_pass.errors := v_pass.errors + v_done.failed;
+              v_pass.written_xids := v_pass.written_xids || v_done.writers;
+            end loop;
+          end if;
+          -- Profiles: the users' (those still missing aside), after this batch's inserts.
+          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
+        elsif v_range.upto is not null then
+          select * into v_plan from user_sync.reconcile_plan_profiles(
+            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids);
+          v_rows := v_plan.profiles;
+          if p_dry_run then
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          elsif cardinality(v_plan.candidates) > 0 then
+            select * into v_done from user_sync.reconcile_apply_isolating(
+              'update', v_plan.candidates, v_sync_ts, null, null, v_run_id);
+            v_updated := v_updated + v_done.rows;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end if;
+        end if;
+        v_pass.walk_after := v_range.upto;
+        if v_range.last then
+          -- The walk is done: the profile walk next, then the ids. A row costs another
+          -- amount there: the batch size starts low and adapts again.
+          v_pass.walk_after := null;
+          v_pass.batch_rows := least(v_pass.batch_rows, 10000);
+          if v_pass.phase = 'auth' then
+            v_pass.phase := 'profiles';
+            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+          else
+            v_pass.phase := 'ids';
+            v_pass.walk_blocks := null;
+            v_pass.last_id := null;
+          end if;
+        end if;
+      else
+        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
+        select * into v_plan from user_sync.reconcile_plan_ids(
+          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since);
+        v_written := 0;
+        if p_dry_run then
+          v_inserted := v_inserted + cardinality(v_plan.missing);
+          v_deleted := v_deleted + cardinality(v_plan.orphaned);
+        else
+          for v_step in
+            select s.step, s.ids
+            from (values (1, 'insert', v_plan.missing), (2, 'delete', v_plan.orphaned)) s (n, step, ids)
+            where cardinality(s.ids) > 0
+            order by s.n
+          loop
+            select * into v_done from user_sync.reconcile_apply_isolating(v_step.step, v_step.ids, v_sync_ts, null, null, v_run_id);
+            if v_step.step = 'insert' then
+              v_inserted := v_inserted + v_done.rows;
+              v_written := v_written + v_done.rows;
+            else
+              v_deleted := v_deleted + v_done.rows;
+              v_written := v_written - v_done.rows;
+            end if;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end loop;
+          perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
+        end if;
+        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
+        v_pass.last_id := v_plan.upto;
+        v_complete := v_plan.upto is null;
+      end if;
+      exit when v_complete;
+
+      -- The next batch should take about v_target_ms (a tenth to twice this one's size;
+      -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
+      -- nothing about the cost of a dense one).
+      v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
+      v_pass.batch_rows := least(greatest(round(
+        case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200), 1000000)::integer;
+      exit when p_max_ms is not null
+        and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
+    end loop;
+
+    if v_complete then
+      -- The pass is complete: its horizon (taken at its start) and the transactions
+      -- that wrote profiles are what the next pass starts from.
+      v_pass.finished_at := clock_timestamp();
+      v_pass.total := v_pass.examined;
+      if v_pass.full_compare and v_pass.errors = 0 and not p_dry_run then
+        v_pass.last_full_compare_at := v_pass.started_at;
+      end if;
+    else
+      v_pass.total := greatest(v_pass.total, v_pass.examined);
+    end if;
+    v_pass.updated_at := clock_timestamp();
+    update user_sync.reconcile_progress p set
+      finished_at = v_pass.finished_at, last_id = v_pass.last_id, examined = v_pass.examined,
+      total = v_pass.total, auth_users = v_pass.auth_users, profiles = v_pass.profiles,
+      errors = v_pass.errors, written_xids = v_pass.written_xids, batch_rows = v_pass.batch_rows,
+      last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at,
+      phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks
+    where p.dry_run = p_dry_run;
+
+    v_status := case when v_errors > 0 then 'errors' else 'ok' end;
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    v_status := 'failed';
+    v_inserted := 0; v_updated := 0; v_deleted := 0; v_examined := 0;
+    v_errors := v_errors + 1;
+    v_pass.finished_at := null;
+    raise warning 'user_sync.reconcile failed (%: %)', v_state, v_message;
+  end;
+
+  update user_sync.runs set
+    status = v_status,
+    finished_at = clock_timestamp(),
+    duration_ms = (extract(epoch from clock_timestamp() - v_started) * 1000)::integer,
+    auth_users = case when v_pass.finished_at is not null then v_pass.auth_users end,
+    profiles = case when v_pass.finished_at is not null then v_pass.profiles end,
+    inserted = v_inserted,
+    updated = v_updated,
+    deleted = v_deleted,
+    unchanged = greatest(v_examined - v_inserted - v_updated, 0),
+    errors = v_errors,
+    error = case when v_status = 'failed' then format('%s: %s', v_state, v_message) end,
+    horizon = case when v_status <> 'failed' and not p_dry_run and v_pass.finished_at is not null
+                    and v_pass.errors = 0 then v_pass.horizon end,
+    basis = v_pass.basis,
+    complete = v_status <> 'failed' and v_pass.finished_at is not null,
+    examined = case when v_status <> 'failed' then v_pass.examined end,
+    total = case when v_status <> 'failed' then v_pass.total end,
+    full_compare = v_pass.full_compare
+  where id = v_run_id;
+
+  return (
+    select jsonb_build_object(
+      'run_id', ru.id, 'source', ru.source, 'dry_run', ru.dry_run, 'skipped', false, 'status', ru.status,
+      'auth_users', ru.auth_users, 'profiles', ru.profiles,
+      'inserted', ru.inserted, 'updated', ru.updated, 'deleted', ru.deleted, 'unchanged', ru.unchanged,
+      'errors', ru.errors, 'error', ru.error, 'duration_ms', ru.duration_ms,
+      'complete', ru.complete, 'examined', ru.examined, 'total', ru.total,
+      'remaining', case when ru.complete then 0 when ru.status <> 'failed' then user_sync.reconcile_remaining(v_pass) end,
+      'full_compare', ru.full_compare)
+    from user_sync.runs ru where ru.id = v_run_id
+  );
+end
+$$;
+comment on function user_sync.reconcile(boolean, text, integer) is
+  'Brings public.users in line with auth.users (insert missing, update drifted, remove orphans) in batches. With p_max_ms, stops taking batches after that many milliseconds; the next call continues (complete: false, remaining). Returns the call''s report; {"skipped": true} when another call is in progress.';
+revoke execute on function user_sync.reconcile(boolean, text, integer) from public, anon, authenticated;
+grant execute on function user_sync.reconcile(boolean, text, integer) to service_role;
+
+-- -----------------------------------------------------------------------------
+-- user_sync.status: counts for dashboards and the sync-all GET endpoint. heal: the
+-- unfinished reconcile pass, if any (examined so far, total expected, users per
+-- second since it started, seconds left at that rate).
+--
+-- The counts cost what reconcile's incremental comparison costs, not a derivation of
+-- every profile: once a reconcile pass has finished without errors (under the same
+-- rules, config and roles: reconcile_basis()), every row version older than its
+-- horizon was in sync then, so one pass over ids and row versions finds the missing,
+-- the orphaned and the few candidates, and the field rules run for those alone.
+-- Without such a pass (a fresh install, changed rules) every profile is derived.
+-- -----------------------------------------------------------------------------
+create or replace function user_sync.status() returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+  v_counts jsonb;
+  v_since xid8;
+  v_skip xid[];
+  v_age bigint;
+  v_candidates uuid[];
+  v_auth_users bigint;
+  v_drifted bigint;
+begin
+  -- The horizon reconcile would start from (the same choice: reconcile_horizon).
+  select h.since, h.skip_xids into v_since, v_skip from user_sync.reconcile_horizon(user_sync.reconcile_basis()) h;
+  v_age := pg_current_xact_id()::text::bigint - v_since::text::bigint;
+
+  if v_since is not null then
+    -- age(xmin) <= v_age  <=>  the row version was written at or after v_since.
+    select count(a.id),
+           coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+           jsonb_build_object(
+             'auth_users', count(a.id), 'profiles', count(p.id),
+             'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
+      into v_auth_users, v_candidates, v_counts
+      from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
+      full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
+        on p.id = a.id;
+    if cardinality(v_candidates) <= greatest(5000, v_auth_users / 4) then
+      execute format($q$select count(*) from (%s) x where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$,
+          user_sync.profile_diff_sql())
+        into v_drifted using v_candidates;
+      v_counts := v_counts || jsonb_build_object('drifted', v_drifted);
+    else
+      v_counts := null; -- most rows changed since: one full pass is cheaper
+    end if;
+  end if;
+
+  if v_counts is null then
+    execute format($q$
+      select jsonb_build_object(
+        'auth_users', count(x.id), 'profiles', count(x.profile_id),
+        'missing', count(*) filter (where x.missing), 'orphaned', count(*) filter (where x.orphaned),
+        'drifted', count(*) filter (where x.drifted))
+      from (%s) x$q$, user_sync.profile_diff_sql())
+      into v_counts;
+  end if;
+  return v_counts || jsonb_build_object(
+    'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
+    'health', user_sync.health(),
+    'version', user_sync.version(),
+    'heal', (
+      select jsonb_build_object(
+        'examined', h.examined, 'total', h.total, 'rate', h.rate,
+        'eta_seconds', case when h.rate > 0 and h.remaining is not null
+                            then ceil(h.remaining / h.rate)::bigint end,
+        'started_at', h.started_at)
+      from (
+        select p.examined, p.total, p.started_at, user_sync.reconcile_remaining(p) as remaining,
+               round(p.examined / greatest(extract(epoch from clock_timestamp() - p.started_at), 0.001), 1) as rate
+        from user_sync.reconcile_progress p
+        where not p.dry_run and p.finished_at is null
+      ) h
+    ),
+    'last_run', (
+      select jsonb_build_object(
+        'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'status', r.status,
+        'started_at', r.started_at, 'finished_at', r.finished_at, 'duration_ms', r.duration_ms,
+        'inserted', r.inserted, 'updated', r.updated, 'deleted', r.deleted, 'errors', r.errors)
+      from user_sync.runs r order by r.id desc limit 1
+    )
+  );
+end
+$$;
+comment on function user_sync.status() is
+  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, heal {examined, total, rate, eta_seconds, started_at} (null when no reconcile pass is unfinished), last_run.';
+revoke execute on function user_sync.status() from public, anon, authenticated;
+grant execute on function user_sync.status() to service_role;

@@ -1,0 +1,142 @@
+// reconcile reads both tables in physical order and pairs ids from the primary keys
+// (issue 12, speed at 1M-10M). What a user relies on, with committed data (each call
+// its own transaction, as sync-all and the cron job run it):
+//   1. an incremental pass heals each kind of drift where only that phase can see it:
+//      a profile tampered with (the walk of public.users), a profile deleted and an
+//      auth user deleted behind the system's back, both of users nobody wrote since
+//      (the id merge);
+//   2. a rewrite of auth.users in the middle of a pass (VACUUM FULL: every row gets
+//      another tid) loses no user: the pass starts over as a full comparison;
+//   3. users updated while a pass walks (their rows move to other pages) are healed
+//      by the pass after it at the latest.
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { dbUrl } from "../_support/db.ts";
+
+const sql = () => postgres(dbUrl("supabase_admin"), { max: 1, prepare: false, onnotice: () => {} });
+
+/** n auth users with the given id prefix (8 hex digits); trigger bypassed unless withProfiles. */
+async function seed(db: postgres.Sql, prefix: string, n: number, withProfiles: boolean) {
+  await db.unsafe(`
+    ${withProfiles ? "" : "set session_replication_role = replica;"}
+    insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+    select '00000000-0000-0000-0000-000000000000', ('${prefix}-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid,
+           'authenticated', 'authenticated', 'walk' || g || '.${prefix}@example.com',
+           '{"provider": "email", "providers": ["email"]}', jsonb_build_object('full_name', 'Walk ' || g), now(), now()
+    from generate_series(1, ${n}) g;
+    reset session_replication_role;`);
+}
+const uid = (prefix: string, i: number) => `${prefix}-0000-4000-8000-${String(i).padStart(12, "0")}`;
+
+async function cleanup(db: postgres.Sql, prefix: string) {
+  await db.unsafe(`delete from public.users where id::text like '${prefix}%'`);
+  await db.unsafe(`delete from auth.users where id::text like '${prefix}%'`);
+}
+
+/** Bounded calls until the pass completes; their summed report. */
+async function healAll(db: postgres.Sql, maxMs = 0) {
+  const sum = { inserted: 0, updated: 0, deleted: 0, errors: 0, calls: 0, full_compare: false };
+  for (let i = 0; i < 10_000; i++) {
+    const [{ r }] = await db`select user_sync.reconcile(false, 'test', ${maxMs}::integer) as r`;
+    assert.equal(r.status, "ok", JSON.stringify(r));
+    sum.inserted += r.inserted;
+    sum.updated += r.updated;
+    sum.deleted += r.deleted;
+    sum.errors += r.errors;
+    sum.calls++;
+    sum.full_compare = r.full_compare;
+    if (r.complete) return sum;
+  }
+  throw new Error("the pass never completed");
+}
+
+async function clean(db: postgres.Sql) {
+  const [{ s }] = await db`select user_sync.status() as s`;
+  return { missing: s.missing, drifted: s.drifted, orphaned: s.orphaned };
+}
+
+Deno.test("an incremental pass heals drift that only its profile walk or its id merge can see", async () => {
+  const db = sql();
+  const prefix = "3a1c0001";
+  try {
+    await seed(db, prefix, 200, true);
+    await db`select user_sync.reconcile(false, 'test')`;
+    await db`select user_sync.reconcile(false, 'test')`; // incremental from here on
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update public.users set email = 'tampered@example.com' where id = ${uid(prefix, 17)}`;
+      await tx`delete from public.users where id = ${uid(prefix, 42)}`;
+      await tx`delete from auth.users where id = ${uid(prefix, 99)}`;
+    });
+    assert.deepEqual(await clean(db), { missing: 1, drifted: 1, orphaned: 1 });
+    const [{ r }] = await db`select user_sync.reconcile(false, 'test') as r`;
+    assert.deepEqual(
+      { inserted: r.inserted, updated: r.updated, deleted: r.deleted, full_compare: r.full_compare, complete: r.complete },
+      { inserted: 1, updated: 1, deleted: 1, full_compare: false, complete: true },
+    );
+    const [p] = await db`select email from public.users where id = ${uid(prefix, 17)}`;
+    assert.equal(p.email, `walk17.${prefix}@example.com`, "the tampered email is restored");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+    const [{ r: again }] = await db`select user_sync.reconcile(false, 'test') as r`;
+    assert.deepEqual([again.inserted, again.updated, again.deleted], [0, 0, 0], "the next pass writes nothing");
+  } finally {
+    await cleanup(db, prefix);
+    await db.end();
+  }
+});
+
+Deno.test("VACUUM FULL of auth.users in the middle of a pass loses no user: the pass starts over", async () => {
+  const db = sql();
+  const prefix = "3a1c0002";
+  try {
+    await db`select user_sync.reconcile(false, 'test')`;
+    await seed(db, prefix, 400, false);
+    await db`set user_sync.reconcile_batch_rows = 50`;
+    // A few bounded calls: the pass is under way, some profiles made, most not.
+    for (let i = 0; i < 3; i++) await db`select user_sync.reconcile(false, 'test', 0)`;
+    const [mid] = await db`select phase, walk_after::text as walk_after, finished_at from user_sync.reconcile_progress where not dry_run`;
+    assert.equal(mid.finished_at, null, "the pass is unfinished");
+    assert.equal(mid.phase, "auth");
+    // Rows now live at other tids (the table is rewritten, its dead space gone).
+    await db`vacuum full auth.users`;
+    const rest = await healAll(db);
+    assert.equal(rest.full_compare, true, "the pass after the rewrite compares every user");
+    const [{ n }] = await db.unsafe(`select count(*)::int as n from public.users where id::text like '${prefix}%'`);
+    assert.equal(n, 400, "every user has a profile");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_rows`;
+    await cleanup(db, prefix);
+    await db.end();
+  }
+});
+
+Deno.test("users written while a pass walks (their rows move) are healed by the next pass at the latest", async () => {
+  const db = sql();
+  const writer = sql();
+  const prefix = "3a1c0003";
+  try {
+    await seed(db, prefix, 300, true);
+    await db`select user_sync.reconcile(false, 'test')`;
+    await db`set user_sync.reconcile_batch_rows = 40`;
+    await db`select user_sync.reconcile(false, 'test', 0)`; // a pass under way
+    // Behind the system's back while it walks: every seeded user renamed in Auth (each
+    // row gets a new version, on this page or another), and their profiles removed.
+    await writer.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx.unsafe(`update auth.users set raw_user_meta_data = '{"full_name": "Moved"}' where id::text like '${prefix}%'`);
+      await tx.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 1) in ('1', '5')`);
+    });
+    await healAll(db); // finishes the pass under way
+    await healAll(db); // and the next one
+    const [{ n, moved }] = await db.unsafe(
+      `select count(*)::int as n, count(*) filter (where name = 'Moved')::int as moved from public.users where id::text like '${prefix}%'`,
+    );
+    assert.deepEqual({ n, moved }, { n: 300, moved: 300 });
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_rows`;
+    await cleanup(db, prefix);
+    await Promise.all([db.end(), writer.end()]);
+  }
+});
