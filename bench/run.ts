@@ -9,7 +9,7 @@
 // (see --help).
 import { type FnProc, startFunction as startBenchFunction, stopFunction } from "./lib/functions.ts";
 import { parseArgs } from "node:util";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import {
   backendPid,
@@ -1029,7 +1029,12 @@ const out = {
   ok,
 };
 writeFileSync(OUT, JSON.stringify(out, null, 2) + "\n");
-writeFileSync(OUT.replace(/results\.json$/, "RESULTS.md").replace(/\.json$/, ".md"), doc);
+// The sections other benchmarks own (auth_latency.ts, heal.ts: from the first of their
+// markers on) are kept: this run replaces only what comes before them.
+const mdPath = OUT.replace(/results\.json$/, "RESULTS.md").replace(/\.json$/, ".md");
+const previous = existsSync(mdPath) ? readFileSync(mdPath, "utf8") : "";
+const others = previous.search(/<!-- auth-latency:start -->|## Reconcile at scale/);
+writeFileSync(mdPath, others >= 0 ? doc.trimEnd() + "\n\n" + previous.slice(others) : doc);
 console.log("\n" + md + "\n");
 console.log(`Machine: ${machineLine}`);
 console.log(
