@@ -33,6 +33,11 @@ export interface Cluster {
   db(...args: string[]): Promise<string>;
   /** dump_schema of scripts/lib/dump.sh: what User Sync owns, as schema-check compares it. */
   dumpSchema(): Promise<string>;
+  /**
+   * A fresh start, then `supabase db push` of only the migrations `keep` picks (by file
+   * name), from a copy of the project in `work`: a database as a released version left it.
+   */
+  installReleased(work: string, keep: (file: string) => boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -61,6 +66,17 @@ export async function cluster(
     db,
     dumpSchema: () =>
       run("bash", ["-c", 'source "$1" && dump_schema "$2"', "dump", `${root}scripts/lib/dump.sh`, String(port)]),
+    installReleased: async (work, keep) => {
+      await Deno.mkdir(`${work}/supabase/migrations`, { recursive: true });
+      await Deno.copyFile(`${root}supabase/config.toml`, `${work}/supabase/config.toml`);
+      for (const e of Deno.readDirSync(`${root}supabase/migrations`)) {
+        if (e.name.endsWith(".sql") && keep(e.name)) {
+          await Deno.copyFile(`${root}supabase/migrations/${e.name}`, `${work}/supabase/migrations/${e.name}`);
+        }
+      }
+      await db("start", "--fresh");
+      await db("push", "--workdir", work);
+    },
     stop: async () => {
       await db("stop");
     },

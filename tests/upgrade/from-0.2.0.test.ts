@@ -12,7 +12,7 @@
 //
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), after tests/upgrade's other file.
 import assert from "node:assert/strict";
-import { ROOT, cluster } from "../_support/cluster.ts";
+import { cluster } from "../_support/cluster.ts";
 import { asAuth, connect, insertAuthUser, type Sql } from "../_support/db.ts";
 
 const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
@@ -38,15 +38,7 @@ Deno.test({
     let staleCopy: Record<string, unknown> = {};
     try {
       await setup("0.2.0 installed with supabase db push (every migration up to its last)", async () => {
-        await Deno.mkdir(`${work}/supabase/migrations`, { recursive: true });
-        await Deno.copyFile(`${ROOT}supabase/config.toml`, `${work}/supabase/config.toml`);
-        for (const e of Deno.readDirSync(`${ROOT}supabase/migrations`)) {
-          if (e.name.endsWith(".sql") && e.name.split("_")[0] <= LAST_OF_020) {
-            await Deno.copyFile(`${ROOT}supabase/migrations/${e.name}`, `${work}/supabase/migrations/${e.name}`);
-          }
-        }
-        await db.db("start", "--fresh");
-        await db.db("push", "--workdir", work);
+        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_020);
         sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-020" });
         const [{ v }] = await admin()`select user_sync.version() as v`;
         assert.equal(v, "0.2.0");

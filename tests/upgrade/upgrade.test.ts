@@ -211,11 +211,7 @@ Deno.test({
 
       // ---- v0.1.0, as a user installed it, with live data --------------------------------
       await setup("v0.1.0 installed alone with supabase db push", async () => {
-        await Deno.mkdir(`${work}/supabase/migrations`, { recursive: true });
-        await Deno.copyFile(`${ROOT}supabase/config.toml`, `${work}/supabase/config.toml`);
-        await Deno.copyFile(`${ROOT}supabase/migrations/${V010}`, `${work}/supabase/migrations/${V010}`);
-        await db.db("start", "--fresh");
-        await db.db("push", "--workdir", work);
+        await db.installReleased(work, (file) => file === V010);
         sql = connect("supabase_admin", { port: PORT, max: 4, app: "user-sync-upgrade-test" });
         const [{ v }] = await sql`select to_regprocedure('user_sync.version()') as v`;
         assert.equal(v, null, "v0.1.0 has no user_sync.version()");
