@@ -20,6 +20,7 @@
 --   reconcile_horizon        rows older than it were in sync when last looked at
 --   reconcile_start_pass     a new pass: full or incremental comparison, horizon
 --   reconcile_walk_range     the next stretch of a walk in physical order
+--   reconcile_cut_stretch    its end when it holds more candidates than a batch takes
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
@@ -227,14 +228,48 @@ comment on function user_sync.reconcile_walk_range(regclass, tid, integer, boole
   'The next stretch of a reconcile walk in physical order (tids after p_after up to upto) and whether it is the last.';
 revoke execute on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) from public, anon, authenticated;
 
+-- Where a walk's stretch ends when it holds more candidates than a batch may take:
+-- at the p_max-th candidate in physical order (p_tids: the candidates' tids); the
+-- candidates up to it (ids). A batch's cost is mostly its candidates' (a lookup, a
+-- comparison, often a write, up to ~0.3 ms each), not its rows' (~1 us to read).
+create or replace function user_sync.reconcile_cut_stretch(
+  p_ids uuid[],
+  p_tids tid[],
+  p_upto tid,
+  p_max integer,
+  out upto tid,
+  out ids uuid[]
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  upto := p_upto;
+  ids := p_ids;
+  if cardinality(p_ids) > p_max then
+    select c.tid into upto from unnest(p_tids) c (tid) order by c.tid offset p_max - 1 limit 1;
+    select coalesce(array_agg(c.id), '{}') into ids from unnest(p_ids, p_tids) c (id, tid) where c.tid <= upto;
+  end if;
+end
+$$;
+comment on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) is
+  'The end of a reconcile walk''s stretch holding at most p_max of the given candidates, and those candidates.';
+revoke execute on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) from public, anon, authenticated;
+
 -- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
 -- field rules must look at: all of them in a full comparison (p_since null), else
 -- those with a row version written since p_since. Candidates are looked up by id in
--- public.users: missing (no profile) or candidates (both sides exist).
+-- public.users: missing (no profile) or candidates (both sides exist). At most
+-- p_max_candidates of them: rows written since cluster where Postgres put their new
+-- versions (often the table's end), so a stretch sized by rows may hold thousands;
+-- the stretch then ends at the last candidate it takes (upto, else p_upto).
 create or replace function user_sync.reconcile_plan_auth(
   p_after tid,
   p_upto tid,
   p_since xid8,
+  p_max_candidates integer,
+  out upto tid,
   out auth_users bigint,
   out missing uuid[],
   out candidates uuid[]
@@ -250,12 +285,20 @@ declare
   -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
   v_ids uuid[];
+  v_tids tid[];
 begin
   -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
   execute $q$
-    select count(*), coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
+    select count(*),
+           coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}'),
+           coalesce(array_agg(au.ctid) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
     from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
-    into auth_users, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+    into auth_users, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+  if upto <> p_upto then
+    execute 'select count(*) from auth.users au where au.ctid > $1 and au.ctid <= $2'
+      into auth_users using coalesce(p_after, '(0,0)'::tid), upto;
+  end if;
   select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
          coalesce(array_agg(c.id) filter (where p.id is not null), '{}')
     into missing, candidates
@@ -263,20 +306,23 @@ begin
     left join public.users p on p.id = c.id;
 end
 $$;
-comment on function user_sync.reconcile_plan_auth(tid, tid, xid8) is
-  'A stretch of auth.users in physical order: users in it, candidates without a profile (missing) and with one (candidates).';
-revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer) is
+  'A stretch of auth.users in physical order, cut after at most p_max_candidates candidates: where it ends, users in it, candidates without a profile (missing) and with one (candidates).';
+revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of public.users: how many profiles, and the candidates
 -- (none in a full comparison, p_since null: the auth walk compared every user):
 -- profiles with a row version written since p_since other than by p_skip_xids
 -- (reconcile's own writes, in sync when written). A profile whose auth user was
--- written since as well was the auth walk's candidate already.
+-- written since as well was the auth walk's candidate already. At most
+-- p_max_candidates of them, as for the auth walk (upto: where the stretch ends).
 create or replace function user_sync.reconcile_plan_profiles(
   p_after tid,
   p_upto tid,
   p_since xid8,
   p_skip_xids xid[],
+  p_max_candidates integer,
+  out upto tid,
   out profiles bigint,
   out candidates uuid[]
 )
@@ -289,12 +335,20 @@ as $$
 declare
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
   v_ids uuid[];
+  v_tids tid[];
 begin
   -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
   execute $q$
-    select count(*), coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
+    select count(*),
+           coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}'),
+           coalesce(array_agg(u.ctid) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
     from public.users u where u.ctid > $1 and u.ctid <= $2$q$
-    into profiles, v_ids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+    into profiles, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+  if upto <> p_upto then
+    execute 'select count(*) from public.users u where u.ctid > $1 and u.ctid <= $2'
+      into profiles using coalesce(p_after, '(0,0)'::tid), upto;
+  end if;
   select coalesce(array_agg(c.id), '{}') into candidates
     from (select i.id from unnest(v_ids) i (id) order by i.id) c
     where not exists (
@@ -302,9 +356,9 @@ begin
       where au.id = c.id and age(au.xmin) <= v_age);
 end
 $$;
-comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) is
-  'A stretch of public.users in physical order: profiles in it and the candidates written since the horizon by someone else than reconcile.';
-revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) is
+  'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it and the candidates written since the horizon by someone else than reconcile.';
+revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) from public, anon, authenticated;
 
 -- The next id range after p_after (null: from the first id) of both primary keys,
 -- about p_rows auth users, paired by id (index-only scans, a merge join; only the
@@ -313,13 +367,16 @@ revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid
 -- at those written since p_since) and the orphaned profiles. Where the range ends
 -- (upto, null at the end of the keys): the share p_rows / p_total of the id space when
 -- the planner's statistics show ids spread evenly (random UUIDs), else (and when
--- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys.
+-- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys; earlier
+-- when the range holds more than p_max_candidates missing or orphaned profiles (after
+-- a bulk delete of profiles): at the last one a batch takes.
 create or replace function user_sync.reconcile_plan_ids(
   p_after uuid,
   p_rows integer,
   p_exact boolean,
   p_total bigint,
   p_since xid8,
+  p_max_candidates integer,
   out upto uuid,
   out missing uuid[],
   out orphaned uuid[]
@@ -370,15 +427,22 @@ begin
     where a.id is null or p.id is null$q$, format(v_after, 'au'), format(v_after, 'u'))
     into v_missing, orphaned
     using p_after, upto;
+  if cardinality(v_missing) > p_max_candidates or cardinality(orphaned) > p_max_candidates then
+    upto := least(
+      (select m.id from unnest(v_missing) m (id) order by m.id offset p_max_candidates - 1 limit 1),
+      (select o.id from unnest(orphaned) o (id) order by o.id offset p_max_candidates - 1 limit 1));
+    v_missing := array(select m.id from unnest(v_missing) m (id) where m.id <= upto);
+    orphaned := array(select o.id from unnest(orphaned) o (id) where o.id <= upto);
+  end if;
   select coalesce(array_agg(au.id), '{}') into missing
     from auth.users au
     where p_since is not null and au.id = any(v_missing)
       and not age(au.xmin) <= v_age;
 end
 $$;
-comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) is
-  'The next id range of both primary keys after an id: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
-revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) is
+  'The next id range of both primary keys after an id, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
+revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) from public, anon, authenticated;
 
 -- One set-based step for the given users, each re-read by id (their state may have
 -- moved since the batch was planned): 'insert' missing profiles (one the trigger
@@ -650,6 +714,14 @@ declare
   v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
   -- Tests and benchmarks may fix the batch size.
   v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
+  -- At most this many users a batch looks up, compares and writes (up to ~0.3 ms each;
+  -- reading a row costs ~1 us): the rows written since the last pass sit where their new
+  -- versions went (a bulk update's at the end of the table), so a stretch sized by the
+  -- rows before it may hold thousands. Tests may set it lower.
+  v_max_candidates constant integer := coalesce(
+    nullif(current_setting('user_sync.reconcile_batch_candidates', true), '')::integer,
+    least(greatest(round(v_target_ms * 16), 800), 4000)::integer);
+  v_walked_to tid;
   v_sync_ts timestamptz;
   v_inserted bigint := 0;
   v_updated bigint := 0;
@@ -710,8 +782,11 @@ begin
         select * into v_range from user_sync.reconcile_walk_range(
           case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
           v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        v_walked_to := v_range.upto;
         if v_range.upto is not null and v_pass.phase = 'auth' then
-          select * into v_plan from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since);
+          select * into v_plan from user_sync.reconcile_plan_auth(
+            v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
+          v_walked_to := v_plan.upto;
           v_examined := v_examined + v_plan.auth_users;
           v_pass.examined := v_pass.examined + v_plan.auth_users;
           v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
@@ -728,7 +803,7 @@ begin
               order by s.n
             loop
               select * into v_done from user_sync.reconcile_apply_isolating(
-                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_range.upto, v_run_id);
+                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_walked_to, v_run_id);
               if v_step.step = 'insert' then
                 v_inserted := v_inserted + v_done.rows;
                 v_written := v_done.rows;
@@ -744,7 +819,8 @@ begin
           v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
         elsif v_range.upto is not null then
           select * into v_plan from user_sync.reconcile_plan_profiles(
-            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids);
+            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
+          v_walked_to := v_plan.upto;
           v_rows := v_plan.profiles;
           if p_dry_run then
             v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
@@ -757,8 +833,9 @@ begin
             v_pass.written_xids := v_pass.written_xids || v_done.writers;
           end if;
         end if;
-        v_pass.walk_after := v_range.upto;
-        if v_range.last then
+        -- The stretch ends early when it held more candidates than a batch takes.
+        v_pass.walk_after := v_walked_to;
+        if v_range.last and v_walked_to is not distinct from v_range.upto then
           -- The walk is done: the profile walk next, then the ids. A row costs another
           -- amount there (after a drift, up to ~0.2 ms an id where the merge meets heap
           -- pages its writes took out of the visibility map): the batch size starts low,
@@ -778,7 +855,8 @@ begin
       else
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
         select * into v_plan from user_sync.reconcile_plan_ids(
-          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since);
+          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
+          v_max_candidates);
         v_written := 0;
         if p_dry_run then
           v_inserted := v_inserted + cardinality(v_plan.missing);

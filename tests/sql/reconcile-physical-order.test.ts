@@ -8,7 +8,10 @@
 //   2. a rewrite of auth.users in the middle of a pass (VACUUM FULL: every row gets
 //      another tid) loses no user: the pass starts over as a full comparison;
 //   3. users updated while a pass walks (their rows move to other pages) are healed
-//      by the pass after it at the latest.
+//      by the pass after it at the latest;
+//   4. however many rows were written since the last pass, and wherever they sit (a bulk
+//      update puts every new version together), one batch takes at most its share of
+//      them (user_sync.reconcile_batch_candidates): a bounded call stays bounded.
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { dbUrl } from "../_support/db.ts";
@@ -138,5 +141,68 @@ Deno.test("users written while a pass walks (their rows move) are healed by the 
     await db`reset user_sync.reconcile_batch_rows`;
     await cleanup(db, prefix);
     await Promise.all([db.end(), writer.end()]);
+  }
+});
+
+Deno.test("a bulk change since the last pass is healed a bounded batch at a time, in every phase", async () => {
+  const db = sql();
+  const prefix = "3a1c0004";
+  try {
+    await seed(db, prefix, 800, true);
+    await healAll(db);
+    await healAll(db); // incremental from here on
+    // Behind the system's back, each bulk in one statement (its new row versions together):
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      // the auth walk's candidates: 300 renamed in Auth, 200 new users without a profile
+      await tx.unsafe(`update auth.users set raw_user_meta_data = '{"full_name": "Bulk"}'
+        where id::text like '${prefix}%' and right(id::text, 3)::int between 1 and 300`);
+      await tx.unsafe(`insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+        select '00000000-0000-0000-0000-000000000000', ('${prefix}-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid,
+               'authenticated', 'authenticated', 'walk' || g || '.${prefix}@example.com',
+               '{"provider": "email", "providers": ["email"]}', jsonb_build_object('full_name', 'Walk ' || g), now(), now()
+        from generate_series(801, 1000) g`);
+      // the profile walk's: 200 profiles tampered with
+      await tx.unsafe(`update public.users set email = 'bulk.' || email
+        where id::text like '${prefix}%' and right(id::text, 3)::int between 301 and 500`);
+      // the id merge's: 150 profiles deleted, 150 auth users deleted (orphans)
+      await tx.unsafe(`delete from public.users
+        where id::text like '${prefix}%' and right(id::text, 3)::int between 501 and 650`);
+      await tx.unsafe(`delete from auth.users
+        where id::text like '${prefix}%' and right(id::text, 3)::int between 651 and 800`);
+    });
+    await db`set user_sync.reconcile_batch_candidates = 50`;
+    // p_max_ms 0: each call takes one batch.
+    let most = 0;
+    const sum = { inserted: 0, updated: 0, deleted: 0, calls: 0 };
+    for (let complete = false; !complete;) {
+      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
+      assert.equal(r.status, "ok", JSON.stringify(r));
+      assert.equal(r.full_compare, false);
+      most = Math.max(most, r.inserted, r.updated, r.deleted);
+      sum.inserted += r.inserted;
+      sum.updated += r.updated;
+      sum.deleted += r.deleted;
+      sum.calls++;
+      complete = r.complete;
+      assert.ok(sum.calls < 500, "the pass completes");
+    }
+    assert.ok(most <= 50, `a batch wrote ${most} profiles of one kind, more than its 50 candidates`);
+    assert.deepEqual(
+      { inserted: sum.inserted, updated: sum.updated, deleted: sum.deleted },
+      { inserted: 350, updated: 500, deleted: 150 },
+    );
+    assert.ok(sum.calls >= 20, `${sum.calls} calls: the 1,000 rows to heal took at least 20 batches of 50`);
+    const [{ n, bulk, tampered }] = await db.unsafe(
+      `select count(*)::int as n, count(*) filter (where name = 'Bulk')::int as bulk,
+              count(*) filter (where email like 'bulk.%')::int as tampered
+       from public.users where id::text like '${prefix}%'`,
+    );
+    assert.deepEqual({ n, bulk, tampered }, { n: 850, bulk: 300, tampered: 0 });
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_candidates`;
+    await cleanup(db, prefix);
+    await db.end();
   }
 });

@@ -1,0 +1,522 @@
+-- -----------------------------------------------------------------------------
+-- 0.4.0: a reconcile batch takes at most ~4,000 candidates (issue 12: after a 1% drift
+-- at 10M one bounded call took 4.26 s on a 1 s budget, over budget + 1.5 s). The rows
+-- written since the last pass sit where their new versions went, often together at the
+-- end of a table, so a stretch sized by the rows before it held tens of thousands of
+-- users to look up, compare and write. A walk's stretch, or an id range, now ends at the
+-- last candidate its batch takes. Current definition: supabase/schemas/80_reconcile.sql.
+-- -----------------------------------------------------------------------------
+
+-- The planning parts gain the cap (and say where their stretch ends): the old
+-- signatures go; only reconcile() called them.
+drop function if exists user_sync.reconcile_plan_auth(tid, tid, xid8);
+drop function if exists user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]);
+drop function if exists user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8);
+
+-- Where a walk's stretch ends when it holds more candidates than a batch may take:
+-- at the p_max-th candidate in physical order (p_tids: the candidates' tids); the
+-- candidates up to it (ids). A batch's cost is mostly its candidates' (a lookup, a
+-- comparison, often a write, up to ~0.3 ms each), not its rows' (~1 us to read).
+create or replace function user_sync.reconcile_cut_stretch(
+  p_ids uuid[],
+  p_tids tid[],
+  p_upto tid,
+  p_max integer,
+  out upto tid,
+  out ids uuid[]
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  upto := p_upto;
+  ids := p_ids;
+  if cardinality(p_ids) > p_max then
+    select c.tid into upto from unnest(p_tids) c (tid) order by c.tid offset p_max - 1 limit 1;
+    select coalesce(array_agg(c.id), '{}') into ids from unnest(p_ids, p_tids) c (id, tid) where c.tid <= upto;
+  end if;
+end
+$$;
+comment on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) is
+  'The end of a reconcile walk''s stretch holding at most p_max of the given candidates, and those candidates.';
+revoke execute on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
+-- field rules must look at: all of them in a full comparison (p_since null), else
+-- those with a row version written since p_since. Candidates are looked up by id in
+-- public.users: missing (no profile) or candidates (both sides exist). At most
+-- p_max_candidates of them: rows written since cluster where Postgres put their new
+-- versions (often the table's end), so a stretch sized by rows may hold thousands;
+-- the stretch then ends at the last candidate it takes (upto, else p_upto).
+create or replace function user_sync.reconcile_plan_auth(
+  p_after tid,
+  p_upto tid,
+  p_since xid8,
+  p_max_candidates integer,
+  out upto tid,
+  out auth_users bigint,
+  out missing uuid[],
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+-- A few lookups by primary key (in id order), never a hash of the whole table.
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+  v_tids tid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
+  execute $q$
+    select count(*),
+           coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}'),
+           coalesce(array_agg(au.ctid) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
+    from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
+    into auth_users, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+  if upto <> p_upto then
+    execute 'select count(*) from auth.users au where au.ctid > $1 and au.ctid <= $2'
+      into auth_users using coalesce(p_after, '(0,0)'::tid), upto;
+  end if;
+  select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
+         coalesce(array_agg(c.id) filter (where p.id is not null), '{}')
+    into missing, candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    left join public.users p on p.id = c.id;
+end
+$$;
+comment on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer) is
+  'A stretch of auth.users in physical order, cut after at most p_max_candidates candidates: where it ends, users in it, candidates without a profile (missing) and with one (candidates).';
+revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of public.users: how many profiles, and the candidates
+-- (none in a full comparison, p_since null: the auth walk compared every user):
+-- profiles with a row version written since p_since other than by p_skip_xids
+-- (reconcile's own writes, in sync when written). A profile whose auth user was
+-- written since as well was the auth walk's candidate already. At most
+-- p_max_candidates of them, as for the auth walk (upto: where the stretch ends).
+create or replace function user_sync.reconcile_plan_profiles(
+  p_after tid,
+  p_upto tid,
+  p_since xid8,
+  p_skip_xids xid[],
+  p_max_candidates integer,
+  out upto tid,
+  out profiles bigint,
+  out candidates uuid[]
+)
+language plpgsql
+set search_path = ''
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_ids uuid[];
+  v_tids tid[];
+begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
+  execute $q$
+    select count(*),
+           coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}'),
+           coalesce(array_agg(u.ctid) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
+    from public.users u where u.ctid > $1 and u.ctid <= $2$q$
+    into profiles, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+  if upto <> p_upto then
+    execute 'select count(*) from public.users u where u.ctid > $1 and u.ctid <= $2'
+      into profiles using coalesce(p_after, '(0,0)'::tid), upto;
+  end if;
+  select coalesce(array_agg(c.id), '{}') into candidates
+    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    where not exists (
+      select 1 from auth.users au
+      where au.id = c.id and age(au.xmin) <= v_age);
+end
+$$;
+comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) is
+  'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it and the candidates written since the horizon by someone else than reconcile.';
+revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) from public, anon, authenticated;
+
+-- The next id range after p_after (null: from the first id) of both primary keys,
+-- about p_rows auth users, paired by id (index-only scans, a merge join; only the
+-- unpaired ids leave the join): the missing profiles of users the auth walk did not
+-- look at (a full comparison, p_since null, looked at every user; an incremental one
+-- at those written since p_since) and the orphaned profiles. Where the range ends
+-- (upto, null at the end of the keys): the share p_rows / p_total of the id space when
+-- the planner's statistics show ids spread evenly (random UUIDs), else (and when
+-- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys; earlier
+-- when the range holds more than p_max_candidates missing or orphaned profiles (after
+-- a bulk delete of profiles): at the last one a batch takes.
+create or replace function user_sync.reconcile_plan_ids(
+  p_after uuid,
+  p_rows integer,
+  p_exact boolean,
+  p_total bigint,
+  p_since xid8,
+  p_max_candidates integer,
+  out upto uuid,
+  out missing uuid[],
+  out orphaned uuid[]
+)
+language plpgsql
+set search_path = ''
+-- Both sides come in id order from their primary keys: a merge join reads them once
+-- without building a hash table.
+set enable_mergejoin = on
+set enable_hashjoin = off
+set enable_nestloop = off
+as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_after text := case when p_after is null then 'true' else '%I.id > $1' end;
+  v_missing uuid[];
+  v_bounds uuid[];
+  v_even boolean := false;
+  v_end bigint;
+begin
+  if not p_exact and p_total > 0 then
+    select s.histogram_bounds::text::uuid[] into v_bounds
+    from pg_catalog.pg_stats s where s.schemaname = 'auth' and s.tablename = 'users' and s.attname = 'id';
+    -- Evenly spread: each bound within 5% of the id space of where it would be.
+    select coalesce(max(abs(('x' || left(b.id::text, 8))::bit(32)::bigint / 4294967296.0
+                            - (b.n - 1)::numeric / (cardinality(v_bounds) - 1))) < 0.05, false)
+      into v_even
+      from unnest(v_bounds) with ordinality b (id, n)
+      where cardinality(v_bounds) >= 10;
+  end if;
+  if not v_even then
+    execute format('select au.id from auth.users au where %s order by au.id offset $2 - 1 limit 1',
+        format(v_after, 'au'))
+      into upto using p_after, greatest(p_rows, 1);
+  else
+    -- The first 32 bits of the id: where the range ends, the rest all ones.
+    v_end := coalesce(('x' || left(p_after::text, 8))::bit(32)::bigint, -1)
+      + greatest(ceil(4294967296.0 * p_rows / p_total), 1)::bigint;
+    upto := case when v_end < 4294967295 then (lpad(to_hex(v_end), 8, '0') || '-ffff-ffff-ffff-ffffffffffff')::uuid end;
+  end if;
+  -- Dynamic SQL with the values as constants: each call is planned for its own range.
+  execute format($q$
+    select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
+           coalesce(array_agg(p.id) filter (where a.id is null), '{}')
+    from (select au.id from auth.users au where %s and ($2::uuid is null or au.id <= $2)) a
+    full join (select u.id from public.users u where %s and ($2::uuid is null or u.id <= $2)) p
+      on p.id = a.id
+    where a.id is null or p.id is null$q$, format(v_after, 'au'), format(v_after, 'u'))
+    into v_missing, orphaned
+    using p_after, upto;
+  if cardinality(v_missing) > p_max_candidates or cardinality(orphaned) > p_max_candidates then
+    upto := least(
+      (select m.id from unnest(v_missing) m (id) order by m.id offset p_max_candidates - 1 limit 1),
+      (select o.id from unnest(orphaned) o (id) order by o.id offset p_max_candidates - 1 limit 1));
+    v_missing := array(select m.id from unnest(v_missing) m (id) where m.id <= upto);
+    orphaned := array(select o.id from unnest(orphaned) o (id) where o.id <= upto);
+  end if;
+  select coalesce(array_agg(au.id), '{}') into missing
+    from auth.users au
+    where p_since is not null and au.id = any(v_missing)
+      and not age(au.xmin) <= v_age;
+end
+$$;
+comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) is
+  'The next id range of both primary keys after an id, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
+revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) from public, anon, authenticated;
+
+-- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
+-- A dry run changes no profile and reports what it would do (a pass of its own).
+-- The report is this call's work (inserted, updated, deleted, errors), where the
+-- pass stands (complete, examined, total, remaining) and, once the pass is complete,
+-- the table sizes it saw (auth_users, profiles; null while it is not).
+create or replace function user_sync.reconcile(
+  p_dry_run boolean default false,
+  p_source text default 'manual',
+  p_max_ms integer default null
+) returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+-- Batches must not turn into nested loops when statistics are stale (a bulk import
+-- not yet analyzed): hash joins read each side once. (The planning parts set their own.)
+set enable_nestloop = off
+set enable_mergejoin = off
+-- JIT compiling the field rules costs more than it saves here.
+set jit = off
+as $$
+declare
+  v_started timestamptz := clock_timestamp();
+  v_run_id bigint;
+  v_pass user_sync.reconcile_progress;
+  v_basis text;
+  v_range record;
+  v_plan record;
+  v_step record;
+  v_done record;
+  v_batch_started timestamptz;
+  v_batch_ms numeric;
+  v_since xid8;
+  v_complete boolean := false;
+  -- A batch should take about this long: a bounded call overruns its budget by at
+  -- most one batch, and holds the rows it wrote for at most budget + one batch.
+  v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
+  -- Tests and benchmarks may fix the batch size.
+  v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
+  -- At most this many users a batch looks up, compares and writes (up to ~0.3 ms each;
+  -- reading a row costs ~1 us): the rows written since the last pass sit where their new
+  -- versions went (a bulk update's at the end of the table), so a stretch sized by the
+  -- rows before it may hold thousands. Tests may set it lower.
+  v_max_candidates constant integer := coalesce(
+    nullif(current_setting('user_sync.reconcile_batch_candidates', true), '')::integer,
+    least(greatest(round(v_target_ms * 16), 800), 4000)::integer);
+  v_walked_to tid;
+  v_sync_ts timestamptz;
+  v_inserted bigint := 0;
+  v_updated bigint := 0;
+  v_deleted bigint := 0;
+  v_errors integer := 0;
+  v_examined bigint := 0;
+  v_written bigint;
+  v_rows bigint;
+  v_state text;
+  v_message text;
+  v_status text;
+begin
+  if p_dry_run is null then
+    raise exception using errcode = '22004', message = 'user_sync.reconcile: p_dry_run must not be null';
+  end if;
+  if p_source is null or p_source !~ '^[a-z][a-z0-9_-]{0,39}$' then
+    raise exception using errcode = '22023',
+      message = format('user_sync.reconcile: invalid p_source %L', p_source),
+      hint = 'Use lower-case letters, digits, - and _ (at most 40), e.g. cron, manual, api.';
+  end if;
+  if p_max_ms < 0 then
+    raise exception using errcode = '22023',
+      message = format('user_sync.reconcile: p_max_ms must not be negative, got %s', p_max_ms);
+  end if;
+
+  -- One reconcile at a time, cluster-wide; held until the transaction ends.
+  if not pg_try_advisory_xact_lock(hashtextextended('user_sync.reconcile', 0)) then
+    insert into user_sync.runs (source, dry_run, status, finished_at, duration_ms)
+    values (p_source, p_dry_run, 'skipped', clock_timestamp(), 0)
+    returning id into v_run_id;
+    return jsonb_build_object(
+      'skipped', true, 'run_id', v_run_id, 'source', p_source, 'dry_run', p_dry_run,
+      'complete', false, 'remaining', null,
+      'reason', 'another reconcile is in progress');
+  end if;
+
+  insert into user_sync.runs (source, dry_run) values (p_source, p_dry_run) returning id into v_run_id;
+
+  begin
+    -- Both tables keep their storage (and so their tids) until this call ends: a
+    -- rewrite (VACUUM FULL) waits for it, or has finished and changed the basis.
+    lock table auth.users, public.users in access share mode;
+    -- The pass in progress, or a new one (none yet, the last one finished, or the
+    -- rules, settings or table storage changed under it).
+    v_basis := user_sync.reconcile_basis();
+    select * into v_pass from user_sync.reconcile_progress p where p.dry_run = p_dry_run for update;
+    if v_pass.dry_run is null or v_pass.finished_at is not null or v_pass.basis is distinct from v_basis then
+      v_pass := user_sync.reconcile_start_pass(p_dry_run, v_run_id, v_basis, coalesce(v_fixed_rows, 1000));
+    end if;
+    v_since := case when not v_pass.full_compare then v_pass.since end;
+
+    loop
+      v_batch_started := clock_timestamp();
+      v_sync_ts := clock_timestamp();
+      v_rows := null;
+      if v_pass.phase in ('auth', 'profiles') then
+        -- A stretch of a walk in physical order.
+        select * into v_range from user_sync.reconcile_walk_range(
+          case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
+          v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        v_walked_to := v_range.upto;
+        if v_range.upto is not null and v_pass.phase = 'auth' then
+          select * into v_plan from user_sync.reconcile_plan_auth(
+            v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
+          v_walked_to := v_plan.upto;
+          v_examined := v_examined + v_plan.auth_users;
+          v_pass.examined := v_pass.examined + v_plan.auth_users;
+          v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
+          v_rows := v_plan.auth_users;
+          v_written := 0;
+          if p_dry_run then
+            v_inserted := v_inserted + cardinality(v_plan.missing);
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          else
+            for v_step in
+              select s.step, s.ids
+              from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates)) s (n, step, ids)
+              where cardinality(s.ids) > 0
+              order by s.n
+            loop
+              select * into v_done from user_sync.reconcile_apply_isolating(
+                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_walked_to, v_run_id);
+              if v_step.step = 'insert' then
+                v_inserted := v_inserted + v_done.rows;
+                v_written := v_done.rows;
+              else
+                v_updated := v_updated + v_done.rows;
+              end if;
+              v_errors := v_errors + v_done.failed;
+              v_pass.errors := v_pass.errors + v_done.failed;
+              v_pass.written_xids := v_pass.written_xids || v_done.writers;
+            end loop;
+          end if;
+          -- Profiles: the users' (those still missing aside), after this batch's inserts.
+          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
+        elsif v_range.upto is not null then
+          select * into v_plan from user_sync.reconcile_plan_profiles(
+            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
+          v_walked_to := v_plan.upto;
+          v_rows := v_plan.profiles;
+          if p_dry_run then
+            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+          elsif cardinality(v_plan.candidates) > 0 then
+            select * into v_done from user_sync.reconcile_apply_isolating(
+              'update', v_plan.candidates, v_sync_ts, null, null, v_run_id);
+            v_updated := v_updated + v_done.rows;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end if;
+        end if;
+        -- The stretch ends early when it held more candidates than a batch takes.
+        v_pass.walk_after := v_walked_to;
+        if v_range.last and v_walked_to is not distinct from v_range.upto then
+          -- The walk is done: the profile walk next, then the ids. A row costs another
+          -- amount there (after a drift, up to ~0.2 ms an id where the merge meets heap
+          -- pages its writes took out of the visibility map): the batch size starts low,
+          -- so that the first batch stays well inside a call's 1.5 s of overrun, and
+          -- adapts again (doubling at most per batch).
+          v_pass.walk_after := null;
+          v_pass.batch_rows := least(v_pass.batch_rows, 2000);
+          if v_pass.phase = 'auth' then
+            v_pass.phase := 'profiles';
+            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+          else
+            v_pass.phase := 'ids';
+            v_pass.walk_blocks := null;
+            v_pass.last_id := null;
+          end if;
+        end if;
+      else
+        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
+        select * into v_plan from user_sync.reconcile_plan_ids(
+          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
+          v_max_candidates);
+        v_written := 0;
+        if p_dry_run then
+          v_inserted := v_inserted + cardinality(v_plan.missing);
+          v_deleted := v_deleted + cardinality(v_plan.orphaned);
+        else
+          for v_step in
+            select s.step, s.ids
+            from (values (1, 'insert', v_plan.missing), (2, 'delete', v_plan.orphaned)) s (n, step, ids)
+            where cardinality(s.ids) > 0
+            order by s.n
+          loop
+            select * into v_done from user_sync.reconcile_apply_isolating(v_step.step, v_step.ids, v_sync_ts, null, null, v_run_id);
+            if v_step.step = 'insert' then
+              v_inserted := v_inserted + v_done.rows;
+              v_written := v_written + v_done.rows;
+            else
+              v_deleted := v_deleted + v_done.rows;
+              v_written := v_written - v_done.rows;
+            end if;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          end loop;
+          perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
+        end if;
+        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
+        v_pass.last_id := v_plan.upto;
+        v_complete := v_plan.upto is null;
+      end if;
+      exit when v_complete;
+
+      -- The next batch should take about v_target_ms (a tenth to twice this one's size;
+      -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
+      -- nothing about the cost of a dense one).
+      v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
+      v_pass.batch_rows := least(greatest(round(
+        case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200), 1000000)::integer;
+      exit when p_max_ms is not null
+        and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
+    end loop;
+
+    if v_complete then
+      -- The pass is complete: its horizon (taken at its start) and the transactions
+      -- that wrote profiles are what the next pass starts from.
+      v_pass.finished_at := clock_timestamp();
+      v_pass.total := v_pass.examined;
+      if v_pass.full_compare and v_pass.errors = 0 and not p_dry_run then
+        v_pass.last_full_compare_at := v_pass.started_at;
+      end if;
+    else
+      v_pass.total := greatest(v_pass.total, v_pass.examined);
+    end if;
+    v_pass.updated_at := clock_timestamp();
+    update user_sync.reconcile_progress p set
+      finished_at = v_pass.finished_at, last_id = v_pass.last_id, examined = v_pass.examined,
+      total = v_pass.total, auth_users = v_pass.auth_users, profiles = v_pass.profiles,
+      errors = v_pass.errors, written_xids = v_pass.written_xids, batch_rows = v_pass.batch_rows,
+      last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at,
+      phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks
+    where p.dry_run = p_dry_run;
+
+    v_status := case when v_errors > 0 then 'errors' else 'ok' end;
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    v_status := 'failed';
+    v_inserted := 0; v_updated := 0; v_deleted := 0; v_examined := 0;
+    v_errors := v_errors + 1;
+    v_pass.finished_at := null;
+    raise warning 'user_sync.reconcile failed (%: %)', v_state, v_message;
+  end;
+
+  update user_sync.runs set
+    status = v_status,
+    finished_at = clock_timestamp(),
+    duration_ms = (extract(epoch from clock_timestamp() - v_started) * 1000)::integer,
+    auth_users = case when v_pass.finished_at is not null then v_pass.auth_users end,
+    profiles = case when v_pass.finished_at is not null then v_pass.profiles end,
+    inserted = v_inserted,
+    updated = v_updated,
+    deleted = v_deleted,
+    unchanged = greatest(v_examined - v_inserted - v_updated, 0),
+    errors = v_errors,
+    error = case when v_status = 'failed' then format('%s: %s', v_state, v_message) end,
+    horizon = case when v_status <> 'failed' and not p_dry_run and v_pass.finished_at is not null
+                    and v_pass.errors = 0 then v_pass.horizon end,
+    basis = v_pass.basis,
+    complete = v_status <> 'failed' and v_pass.finished_at is not null,
+    examined = case when v_status <> 'failed' then v_pass.examined end,
+    total = case when v_status <> 'failed' then v_pass.total end,
+    full_compare = v_pass.full_compare
+  where id = v_run_id;
+
+  return (
+    select jsonb_build_object(
+      'run_id', ru.id, 'source', ru.source, 'dry_run', ru.dry_run, 'skipped', false, 'status', ru.status,
+      'auth_users', ru.auth_users, 'profiles', ru.profiles,
+      'inserted', ru.inserted, 'updated', ru.updated, 'deleted', ru.deleted, 'unchanged', ru.unchanged,
+      'errors', ru.errors, 'error', ru.error, 'duration_ms', ru.duration_ms,
+      'complete', ru.complete, 'examined', ru.examined, 'total', ru.total,
+      'remaining', case when ru.complete then 0 when ru.status <> 'failed' then user_sync.reconcile_remaining(v_pass) end,
+      'full_compare', ru.full_compare)
+    from user_sync.runs ru where ru.id = v_run_id
+  );
+end
+$$;
+comment on function user_sync.reconcile(boolean, text, integer) is
+  'Brings public.users in line with auth.users (insert missing, update drifted, remove orphans) in batches. With p_max_ms, stops taking batches after that many milliseconds; the next call continues (complete: false, remaining). Returns the call''s report; {"skipped": true} when another call is in progress.';
+revoke execute on function user_sync.reconcile(boolean, text, integer) from public, anon, authenticated;
+grant execute on function user_sync.reconcile(boolean, text, integer) to service_role;
