@@ -13,17 +13,16 @@ drop function if exists user_sync.reconcile_plan_auth(tid, tid, xid8);
 drop function if exists user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[]);
 drop function if exists user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8);
 
--- Where a walk's stretch ends when it holds more candidates than a batch may take:
--- at the p_max-th candidate in physical order (p_tids: the candidates' tids); the
--- candidates up to it (ids). A batch's cost is mostly its candidates' (a lookup, a
--- comparison, often a write, up to ~0.3 ms each), not its rows' (~1 us to read).
+-- Where a walk's stretch (ending at p_upto) ends when it holds more candidates (p_tids)
+-- than a batch may take: at the p_max-th in physical order; the candidates up to it.
+-- A batch's cost is mostly its candidates' (a lookup, a comparison, often a write, up
+-- to ~0.3 ms each), not its rows' (~1 us to read).
 create or replace function user_sync.reconcile_cut_stretch(
-  p_ids uuid[],
   p_tids tid[],
   p_upto tid,
   p_max integer,
   out upto tid,
-  out ids uuid[]
+  out tids tid[]
 )
 language plpgsql
 immutable
@@ -31,16 +30,16 @@ set search_path = ''
 as $$
 begin
   upto := p_upto;
-  ids := p_ids;
-  if cardinality(p_ids) > p_max then
+  tids := p_tids;
+  if cardinality(p_tids) > p_max then
     select c.tid into upto from unnest(p_tids) c (tid) order by c.tid offset p_max - 1 limit 1;
-    select coalesce(array_agg(c.id), '{}') into ids from unnest(p_ids, p_tids) c (id, tid) where c.tid <= upto;
+    select coalesce(array_agg(c.tid), '{}') into tids from unnest(p_tids) c (tid) where c.tid <= upto;
   end if;
 end
 $$;
-comment on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) is
-  'The end of a reconcile walk''s stretch holding at most p_max of the given candidates, and those candidates.';
-revoke execute on function user_sync.reconcile_cut_stretch(uuid[], tid[], tid, integer) from public, anon, authenticated;
+comment on function user_sync.reconcile_cut_stretch(tid[], tid, integer) is
+  'The end of a reconcile walk''s stretch holding at most p_max of the given candidates (tids), and those candidates.';
+revoke execute on function user_sync.reconcile_cut_stretch(tid[], tid, integer) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
 -- field rules must look at: all of them in a full comparison (p_since null), else
@@ -69,25 +68,24 @@ as $$
 declare
   -- age(xmin) <= v_age  <=>  the row version was written at or after p_since.
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
-  v_ids uuid[];
   v_tids tid[];
 begin
   -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
   execute $q$
-    select count(*),
-           coalesce(array_agg(au.id) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}'),
-           coalesce(array_agg(au.ctid) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
+    select count(*), coalesce(array_agg(au.ctid) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
     from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
-    into auth_users, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
-  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+    into auth_users, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
+  select * into upto, v_tids from user_sync.reconcile_cut_stretch(v_tids, p_upto, p_max_candidates);
   if upto <> p_upto then
     execute 'select count(*) from auth.users au where au.ctid > $1 and au.ctid <= $2'
       into auth_users using coalesce(p_after, '(0,0)'::tid), upto;
   end if;
+  -- The candidates' ids by tid (a TID Scan of pages just read). A row moved since (a
+  -- concurrent update) is newer than the horizon: the next pass sees it.
   select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
          coalesce(array_agg(c.id) filter (where p.id is not null), '{}')
     into missing, candidates
-    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    from (select au.id from auth.users au where au.ctid = any(v_tids) order by au.id) c
     left join public.users p on p.id = c.id;
 end
 $$;
@@ -119,23 +117,21 @@ set enable_mergejoin = off
 as $$
 declare
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
-  v_ids uuid[];
   v_tids tid[];
 begin
   -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
   execute $q$
-    select count(*),
-           coalesce(array_agg(u.id) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}'),
-           coalesce(array_agg(u.ctid) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
+    select count(*), coalesce(array_agg(u.ctid) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
     from public.users u where u.ctid > $1 and u.ctid <= $2$q$
-    into profiles, v_ids, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
-  select * into upto, v_ids from user_sync.reconcile_cut_stretch(v_ids, v_tids, p_upto, p_max_candidates);
+    into profiles, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
+  select * into upto, v_tids from user_sync.reconcile_cut_stretch(v_tids, p_upto, p_max_candidates);
   if upto <> p_upto then
     execute 'select count(*) from public.users u where u.ctid > $1 and u.ctid <= $2'
       into profiles using coalesce(p_after, '(0,0)'::tid), upto;
   end if;
+  -- The candidates' ids by tid, as for the auth walk.
   select coalesce(array_agg(c.id), '{}') into candidates
-    from (select i.id from unnest(v_ids) i (id) order by i.id) c
+    from (select u.id from public.users u where u.ctid = any(v_tids) order by u.id) c
     where not exists (
       select 1 from auth.users au
       where au.id = c.id and age(au.xmin) <= v_age);
