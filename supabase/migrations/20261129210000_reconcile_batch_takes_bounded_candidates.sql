@@ -4,7 +4,10 @@
 -- written since the last pass sit where their new versions went, often together at the
 -- end of a table, so a stretch sized by the rows before it held tens of thousands of
 -- users to look up, compare and write. A walk's stretch, or an id range, now ends at the
--- last candidate its batch takes. Current definition: supabase/schemas/80_reconcile.sql.
+-- last candidate its batch takes. A walk's batch reads at most 250,000 rows, the id
+-- merge's at most 100,000 ids (was 1,000,000: a cold cache or a stale visibility map
+-- makes a row cost many times what the batch before measured).
+-- Current definition: supabase/schemas/80_reconcile.sql.
 -- -----------------------------------------------------------------------------
 
 -- The planning parts gain the cap (and say where their stretch ends): the old
@@ -439,11 +442,14 @@ begin
 
       -- The next batch should take about v_target_ms (a tenth to twice this one's size;
       -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
-      -- nothing about the cost of a dense one).
+      -- nothing about the cost of a dense one). At most 250,000 rows of a walk (pages
+      -- the cache does not hold: ~0.7 s from disk), 100,000 ids of the merge (where
+      -- writes took pages out of the visibility map, an id costs heap reads on both sides).
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
       v_pass.batch_rows := least(greatest(round(
         case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
-        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200), 1000000)::integer;
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200),
+        case when v_pass.phase = 'ids' then 100000 else 250000 end)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
