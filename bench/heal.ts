@@ -116,6 +116,15 @@ const heapScan = async () =>
     await admin`select sum(length(xmin::text)) from auth.users`;
     await admin`select sum(length(xmin::text)) from public.users`;
   })).ms;
+/** The same scan in one process (no parallel workers), as a bounded call runs: for reference. */
+const heapScanOneProcess = async () =>
+  (await time(() =>
+    admin.begin(async (tx) => {
+      await tx`set local max_parallel_workers_per_gather = 0`;
+      await tx`select sum(length(xmin::text)) from auth.users`;
+      await tx`select sum(length(xmin::text)) from public.users`;
+    })
+  )).ms;
 /** Row versions of public.users: unchanged fingerprint = no row written. */
 const versions = async () =>
   String(
@@ -229,8 +238,13 @@ for (const size of SIZES) {
   await checkClean(`1% drift ${fmtN(size)}`, size);
   scans.push(await heapScan());
   const scan = median(scans);
+  const scanOne = median([await heapScanOneProcess(), await heapScanOneProcess(), await heapScanOneProcess()]);
   Object.assign(row, {
     heap_scan_floor_ms: round(scan, 0),
+    // The floor's scans use parallel workers; a bounded call is one process.
+    heap_scan_one_process_ms: round(scanOne, 0),
+    noop_ratio_one_process: round(median(noop) / scanOne),
+    drift_ratio_one_process: round(drift.ms / scanOne),
     first_pass_ms: round(first.ms, 0),
     first_pass_ratio: round(first.ms / scan),
     noop_ms: noop.map((x) => round(x, 0)),
@@ -249,7 +263,9 @@ for (const size of SIZES) {
   log(
     `heap scan ${fmtS(scan)}: first pass ${round(first.ms / scan)}x, no-op ${
       round(median(noop) / scan)
-    }x, 1% drift ${round(drift.ms / scan)}x`,
+    }x, 1% drift ${round(drift.ms / scan)}x; in one process ${fmtS(scanOne)}: no-op ${
+      round(median(noop) / scanOne)
+    }x, 1% drift ${round(drift.ms / scanOne)}x`,
   );
 
   // Auth's hard delete and phone change of a user a running call touches: delete 5%
