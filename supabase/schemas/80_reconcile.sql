@@ -20,7 +20,7 @@
 --   reconcile_horizon        rows older than it were in sync when last looked at
 --   reconcile_start_pass     a new pass: full or incremental comparison, horizon
 --   reconcile_walk_range     the next stretch of a walk in physical order
---   reconcile_cut_stretch    its end when it holds more candidates than a batch takes
+--   reconcile_walk_candidates  its rows and candidates, at most as many as a batch takes
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
@@ -228,33 +228,44 @@ comment on function user_sync.reconcile_walk_range(regclass, tid, integer, boole
   'The next stretch of a reconcile walk in physical order (tids after p_after up to upto) and whether it is the last.';
 revoke execute on function user_sync.reconcile_walk_range(regclass, tid, integer, boolean, bigint) from public, anon, authenticated;
 
--- Where a walk's stretch (ending at p_upto) ends when it holds more candidates (p_tids)
--- than a batch may take: at the p_max-th in physical order; the candidates up to it.
--- A batch's cost is mostly its candidates' (a lookup, a comparison, often a write, up
--- to ~0.3 ms each), not its rows' (~1 us to read).
-create or replace function user_sync.reconcile_cut_stretch(
-  p_tids tid[],
+-- A stretch (p_after, p_upto] of a walk over p_table, read once (a TID Range Scan):
+-- its rows and the tids of its candidates (p_candidate, a condition on its row t with
+-- $3 = p_age and $4 = p_skip_xids), at most p_max of them. A batch's cost is mostly its
+-- candidates' (a lookup, a comparison, often a write, up to ~0.3 ms each), not its
+-- rows' (~1 us to read); when the stretch holds more, it ends at the p_max-th in
+-- physical order (upto, else p_upto) and its rows are counted to there.
+create or replace function user_sync.reconcile_walk_candidates(
+  p_table regclass,
+  p_after tid,
   p_upto tid,
+  p_candidate text,
+  p_age bigint,
+  p_skip_xids xid[],
   p_max integer,
   out upto tid,
+  out rows bigint,
   out tids tid[]
 )
 language plpgsql
-immutable
 set search_path = ''
 as $$
 begin
+  -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
+  execute format('select count(*), coalesce(array_agg(t.ctid) filter (where %s), ''{}'') from %s t where t.ctid > $1 and t.ctid <= $2',
+      p_candidate, p_table)
+    into rows, tids using coalesce(p_after, '(0,0)'::tid), p_upto, p_age, coalesce(p_skip_xids, '{}');
   upto := p_upto;
-  tids := p_tids;
-  if cardinality(p_tids) > p_max then
-    select c.tid into upto from unnest(p_tids) c (tid) order by c.tid offset p_max - 1 limit 1;
-    select coalesce(array_agg(c.tid), '{}') into tids from unnest(p_tids) c (tid) where c.tid <= upto;
+  if cardinality(tids) > p_max then
+    select c.tid into upto from unnest(tids) c (tid) order by c.tid offset p_max - 1 limit 1;
+    select coalesce(array_agg(c.tid), '{}') into tids from unnest(tids) c (tid) where c.tid <= upto;
+    execute format('select count(*) from %s t where t.ctid > $1 and t.ctid <= $2', p_table)
+      into rows using coalesce(p_after, '(0,0)'::tid), upto;
   end if;
 end
 $$;
-comment on function user_sync.reconcile_cut_stretch(tid[], tid, integer) is
-  'The end of a reconcile walk''s stretch holding at most p_max of the given candidates (tids), and those candidates.';
-revoke execute on function user_sync.reconcile_cut_stretch(tid[], tid, integer) from public, anon, authenticated;
+comment on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer) is
+  'A stretch of a reconcile walk in physical order, cut after at most p_max candidates: where it ends, its rows and its candidates'' tids.';
+revoke execute on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
 -- field rules must look at: all of them in a full comparison (p_since null), else
@@ -285,16 +296,8 @@ declare
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
   v_tids tid[];
 begin
-  -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
-  execute $q$
-    select count(*), coalesce(array_agg(au.ctid) filter (where $3::bigint is null or age(au.xmin) <= $3), '{}')
-    from auth.users au where au.ctid > $1 and au.ctid <= $2$q$
-    into auth_users, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, v_age;
-  select * into upto, v_tids from user_sync.reconcile_cut_stretch(v_tids, p_upto, p_max_candidates);
-  if upto <> p_upto then
-    execute 'select count(*) from auth.users au where au.ctid > $1 and au.ctid <= $2'
-      into auth_users using coalesce(p_after, '(0,0)'::tid), upto;
-  end if;
+  select * into upto, auth_users, v_tids from user_sync.reconcile_walk_candidates(
+    'auth.users', p_after, p_upto, '$3::bigint is null or age(t.xmin) <= $3', v_age, null, p_max_candidates);
   -- The candidates' ids by tid (a TID Scan of pages just read). A row moved since (a
   -- concurrent update) is newer than the horizon: the next pass sees it.
   select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
@@ -334,16 +337,10 @@ declare
   v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
   v_tids tid[];
 begin
-  -- Dynamic SQL with the values as constants: a TID Range Scan, the skip list a hashed lookup.
-  execute $q$
-    select count(*), coalesce(array_agg(u.ctid) filter (where age(u.xmin) <= $3 and not u.xmin = any($4)), '{}')
-    from public.users u where u.ctid > $1 and u.ctid <= $2$q$
-    into profiles, v_tids using coalesce(p_after, '(0,0)'::tid), p_upto, coalesce(v_age, -1), coalesce(p_skip_xids, '{}');
-  select * into upto, v_tids from user_sync.reconcile_cut_stretch(v_tids, p_upto, p_max_candidates);
-  if upto <> p_upto then
-    execute 'select count(*) from public.users u where u.ctid > $1 and u.ctid <= $2'
-      into profiles using coalesce(p_after, '(0,0)'::tid), upto;
-  end if;
+  -- The skip list: a hashed lookup.
+  select * into upto, profiles, v_tids from user_sync.reconcile_walk_candidates(
+    'public.users', p_after, p_upto, 'age(t.xmin) <= $3 and not t.xmin = any($4)', coalesce(v_age, -1), p_skip_xids,
+    p_max_candidates);
   -- The candidates' ids by tid, as for the auth walk.
   select coalesce(array_agg(c.id), '{}') into candidates
     from (select u.id from public.users u where u.ctid = any(v_tids) order by u.id) c
