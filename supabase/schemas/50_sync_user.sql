@@ -22,9 +22,11 @@ begin
     raise exception using errcode = '22004', message = 'user_sync.sync_user: p_user_id must not be null (and must be p_auth.id)';
   end if;
 
-  -- Two rounds at most: an insert that loses a race with a concurrent insert of the
-  -- same profile turns into an update on the second round.
-  for v_round in 1..2 loop
+  -- Three rounds at most: an insert that loses a race with a concurrent insert of the
+  -- same profile turns into an update on the next round, an update of a profile deleted
+  -- meanwhile (by hand, behind the system's back) into an insert: left deleted, a
+  -- reconcile that read this user before this write could insert it from that read.
+  for v_round in 1..3 loop
     if p_auth.id is not null then
       v_state := user_sync.profile_state_of(p_auth);
       d := v_state.expected;
@@ -72,6 +74,9 @@ begin
         updated_at = now(),
         synced_at = clock_timestamp()
       where u.id = d.id;
+      if not found then
+        continue;
+      end if;
       v_result := 'updated';
     else
       v_result := 'unchanged';
@@ -79,7 +84,9 @@ begin
     exit;
   end loop;
   if v_result is null then
-    return 'unchanged';
+    -- Inserted and deleted by others round after round: the caller records it, reconcile heals it.
+    raise exception using errcode = '40001',
+      message = format('user_sync.sync_user: the profile of user %s kept changing during the sync', p_user_id);
   end if;
 
   -- In sync now: resolve the user's open errors (never raises, so that a broken error

@@ -178,3 +178,28 @@ Deno.test("a role change while the profile is key-share locked and Auth holds th
     await sql.end();
   }
 });
+
+Deno.test("a profile deleted by hand while Auth's write syncs it: the trigger inserts it, in its new state", async () => {
+  const sql = connect();
+  const id = await newUser(sql, "vanish");
+  try {
+    // Someone deletes the profile behind the system's back and has not committed yet.
+    const deleter = await holdTx(ADMIN_DB_URL, (tx) => tx`delete from public.users where id = ${id}`);
+    // Auth soft-deletes the user: its trigger reads the profile (still there), its update
+    // waits for the delete, which commits while it waits.
+    const auth = session(AUTH_DB_URL);
+    const softDelete = auth`update auth.users set deleted_at = now(), raw_user_meta_data = '{}' where id = ${id}`
+      .then(() => "ok", (e) => String(e));
+    await new Promise((r) => setTimeout(r, 100));
+    await deleter.release();
+    assert.equal(await softDelete, "ok", "Auth's write succeeded");
+    await auth.end();
+    const [p] = await sql`select deleted_at is not null as deleted from public.users where id = ${id}`;
+    assert.ok(p, "the profile exists again (the trigger inserted it; a reconcile that read the user before could not)");
+    assert.equal(p.deleted, true, "and shows the soft delete");
+    assert.equal((await openErrors(sql, id)).length, 0, "nothing left to heal");
+  } finally {
+    await sql`delete from auth.users where id = ${id}`;
+    await sql.end();
+  }
+});
