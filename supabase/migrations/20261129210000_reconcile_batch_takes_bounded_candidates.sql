@@ -267,9 +267,9 @@ declare
   -- reading a row costs ~1 us): the rows written since the last pass sit where their new
   -- versions went (a bulk update's at the end of the table), so a stretch sized by the
   -- rows before it may hold thousands. Tests may set it lower.
-  v_max_candidates constant integer := coalesce(
+  v_max_candidates constant integer := greatest(coalesce(
     nullif(current_setting('user_sync.reconcile_batch_candidates', true), '')::integer,
-    least(greatest(round(v_target_ms * 16), 800), 4000)::integer);
+    least(greatest(round(v_target_ms * 16), 800), 4000)::integer), 1);
   v_walked_to tid;
   v_sync_ts timestamptz;
   v_inserted bigint := 0;

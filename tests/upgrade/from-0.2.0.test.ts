@@ -10,7 +10,7 @@
 //   - a sign-in fires one trigger of ours and a metadata change still syncs at once.
 // The assertions name only what a user notices, not how a release stores it.
 //
-// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), after tests/upgrade's other file.
+// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another.
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { asAuth, connect, insertAuthUser, type Sql } from "../_support/db.ts";

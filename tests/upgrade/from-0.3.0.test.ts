@@ -1,0 +1,115 @@
+// Upgrade test from 0.3.0: a database runs every migration of 0.3.0 (installed with
+// `supabase db push`) with a heal left unfinished in the middle of its walk of auth.users
+// (its state in user_sync.reconcile_progress, as 0.3.0's bounded calls leave it). Then
+// `supabase db push` applies today's migrations, and:
+//   - the heal continues where 0.3.0 stopped (not from the start) and ends with every
+//     profile in place;
+//   - a bulk change behind the triggers' back is healed a bounded batch at a time (0.4.0:
+//     a batch takes at most its share of candidates, however the rows cluster).
+// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), after tests/upgrade's other files.
+import assert from "node:assert/strict";
+import { cluster } from "../_support/cluster.ts";
+import { connect, type Sql } from "../_support/db.ts";
+
+const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
+/** The last migration of 0.3.0 (CHANGELOG "0.3.0"). */
+const LAST_OF_030 = "20261129200000";
+/** Users without a profile when the heal starts: more than one bounded call can examine. */
+const UNHEALED = 30_000;
+
+Deno.test({
+  name: "upgrade: 0.3.0 with a heal stopped in the middle of its walk, then today's migrations",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const db = await cluster("pg-upgrade", PORT);
+    const work = await Deno.makeTempDir({ prefix: "user-sync-v0.3.0-" });
+    let sql: Sql | undefined;
+    let ok = true;
+    const setup = (name: string, fn: () => Promise<void>) =>
+      ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
+    const admin = () => sql!;
+    let examinedBefore = 0;
+    let startedBefore = "";
+    try {
+      await setup("0.3.0 installed with supabase db push (every migration up to its last)", async () => {
+        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_030);
+        sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-030" });
+        const [{ v }] = await admin()`select user_sync.version() as v`;
+        assert.equal(v, "0.3.0");
+      });
+
+      await setup(`0.3.0's data: ${UNHEALED.toLocaleString("en-US")} users without a profile, a heal stopped mid-walk`, async () => {
+        await admin().begin(async (tx) => {
+          await tx`set local session_replication_role = replica`; // behind the trigger's back
+          await tx`
+            insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+            select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
+              'heal' || k || '@example.test', '{"provider": "email", "providers": ["email"]}',
+              jsonb_build_object('full_name', 'Heal ' || k), now(), now()
+            from generate_series(1, ${UNHEALED}) k`;
+        });
+        const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
+        assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
+        const [p] = await admin()`select phase, walk_after is not null as walking, examined::int as examined,
+            started_at::text as started from user_sync.reconcile_progress where not dry_run`;
+        assert.deepEqual([p.phase, p.walking], ["auth", true], "the pass stands in the middle of its walk of auth.users");
+        examinedBefore = p.examined;
+        startedBefore = p.started;
+      });
+
+      await setup("today's migrations applied by the Supabase CLI as postgres (db push)", async () => {
+        await db.db("push");
+        const [{ v }] = await admin()`select user_sync.version() as v`;
+        assert.notEqual(v, "0.3.0");
+      });
+      if (!ok) return;
+
+      await t.step("the heal continues where 0.3.0 stopped and ends with every profile in place", async () => {
+        const [{ r: first }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
+        assert.ok(first.examined > examinedBefore, `the pass went on from ${examinedBefore} examined: ${JSON.stringify(first)}`);
+        const [{ started }] = await admin()`select started_at::text as started from user_sync.reconcile_progress where not dry_run`;
+        assert.equal(started, startedBefore, "the same pass, not a new one");
+        let calls = 1;
+        for (let complete = first.complete === true; !complete; calls++) {
+          assert.ok(calls < 500, "the heal ends");
+          const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 500) as r`;
+          assert.equal(r.status, "ok", JSON.stringify(r));
+          complete = r.complete === true;
+        }
+        const [{ s }] = await admin()`select user_sync.status() as s`;
+        assert.deepEqual([s.missing, s.orphaned, s.drifted], [0, 0, 0], JSON.stringify(s));
+        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;
+        assert.equal(n, UNHEALED, `${n} of the ${UNHEALED} healed profiles, in ${calls} calls`);
+      });
+
+      await t.step("a bulk rename behind the triggers' back is healed a bounded batch at a time", async () => {
+        await admin()`select user_sync.reconcile(false, 'cron')`; // a finished pass: incremental from here
+        await admin().begin(async (tx) => {
+          await tx`set local session_replication_role = replica`;
+          await tx`update auth.users set raw_user_meta_data = '{"full_name": "Bulk"}' where email like 'heal%'`;
+        });
+        let most = 0;
+        let renamed = 0;
+        for (let complete = false, calls = 0; !complete; calls++) {
+          assert.ok(calls < 500, "the heal ends");
+          const r = await admin().begin(async (tx) => {
+            await tx`set local user_sync.reconcile_batch_candidates = 2000`;
+            const [{ r }] = await tx`select user_sync.reconcile(false, 'cron', 0) as r`;
+            return r;
+          });
+          assert.equal(r.status, "ok", JSON.stringify(r));
+          most = Math.max(most, r.updated);
+          renamed += r.updated;
+          complete = r.complete === true;
+        }
+        assert.equal(renamed, UNHEALED, "every renamed user's profile follows");
+        assert.ok(most <= 2000, `one batch wrote ${most} profiles, more than its 2,000 candidates`);
+      });
+    } finally {
+      await sql?.end({ timeout: 2 });
+      await db.stop().catch(() => {});
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
