@@ -1,12 +1,14 @@
 -- -----------------------------------------------------------------------------
--- 0.4.0: a reconcile batch takes at most ~4,000 candidates (issue 12: after a 1% drift
--- at 10M one bounded call took 4.26 s on a 1 s budget, over budget + 1.5 s). The rows
--- written since the last pass sit where their new versions went, often together at the
--- end of a table, so a stretch sized by the rows before it held tens of thousands of
--- users to look up, compare and write. A walk's stretch, or an id range, now ends at the
--- last candidate its batch takes. A walk's batch reads at most 250,000 rows, the id
--- merge's at most 100,000 ids (was 1,000,000: a cold cache or a stale visibility map
--- makes a row cost many times what the batch before measured).
+-- 0.4.0: a reconcile batch writes at most ~4,000 profiles and looks up and compares at
+-- most ten times as many users (issue 12: after a 1% drift at 10M one bounded call took
+-- 4.26 s on a 1 s budget, over budget + 1.5 s). The rows written since the last pass sit
+-- where their new versions went, often together at the end of a table, so a stretch
+-- sized by the rows before it held tens of thousands of users to look up, compare and
+-- write. A walk's stretch, or an id range, now ends at the last candidate, or the last
+-- write, its batch takes; a walk compares its candidates first and writes only the
+-- drifted ones. A walk's batch reads at most 250,000 rows, the id merge's at most
+-- 100,000 ids (was 1,000,000: a cold cache or a stale visibility map makes a row cost
+-- many times what the batch before measured).
 -- Current definition: supabase/schemas/80_reconcile.sql.
 -- -----------------------------------------------------------------------------
 
@@ -225,6 +227,167 @@ comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint,
   'The next id range of both primary keys after an id, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
 revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) from public, anon, authenticated;
 
+-- The users among p_ids whose profile has drifted from what the field rules derive
+-- (a comparison, no write): what a walk's candidates need written.
+create or replace function user_sync.reconcile_drifted(p_ids uuid[]) returns uuid[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_drifted uuid[];
+begin
+  if coalesce(cardinality(p_ids), 0) = 0 then
+    return '{}'::uuid[];
+  end if;
+  execute format($q$
+    select coalesce(array_agg(x.id), '{}') from (%s) x
+    where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+    into v_drifted using p_ids;
+  return v_drifted;
+end
+$$;
+comment on function user_sync.reconcile_drifted(uuid[]) is
+  'The given users whose profile differs from what the field rules derive from their auth user.';
+revoke execute on function user_sync.reconcile_drifted(uuid[]) from public, anon, authenticated;
+
+-- Where a walk's stretch (p_after, p_upto] of p_table, p_rows rows, ends when its batch
+-- has more profiles to write (p_missing to insert, p_drifted to update) than p_max: at
+-- the p_max-th of their rows in physical order, the writes and rows counted to there. A
+-- write costs up to ~0.3 ms (the profile's indexes, its foreign keys), a comparison a
+-- few us: a batch's comparisons are bounded by its candidates, its writes by this cut.
+-- A row moved since it was read (a concurrent update) is newer than the pass's horizon:
+-- kept, and seen again by the next pass.
+create or replace function user_sync.reconcile_cut_writes(
+  p_table regclass,
+  p_after tid,
+  p_upto tid,
+  p_rows bigint,
+  p_missing uuid[],
+  p_drifted uuid[],
+  p_max integer,
+  out upto tid,
+  out rows bigint,
+  out missing uuid[],
+  out drifted uuid[]
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_tids tid[];
+begin
+  upto := p_upto;
+  rows := p_rows;
+  missing := coalesce(p_missing, '{}');
+  drifted := coalesce(p_drifted, '{}');
+  if cardinality(missing) + cardinality(drifted) <= p_max then
+    return;
+  end if;
+  execute format('select array_agg(t.ctid order by t.ctid) from %s t where t.id = any($1) and t.ctid > $2 and t.ctid <= $3', p_table)
+    into v_tids using missing || drifted, coalesce(p_after, '(0,0)'::tid), p_upto;
+  if coalesce(cardinality(v_tids), 0) <= p_max then
+    return;
+  end if;
+  upto := v_tids[p_max];
+  execute format($q$select coalesce(array_agg(t.id) filter (where t.id = any($3)), '{}'),
+                           coalesce(array_agg(t.id) filter (where t.id = any($4)), '{}')
+                    from %s t where t.ctid = any($1) and t.ctid <= $2$q$, p_table)
+    into missing, drifted using v_tids, upto, missing, drifted;
+  execute format('select count(*) from %s t where t.ctid > $1 and t.ctid <= $2', p_table)
+    into rows using coalesce(p_after, '(0,0)'::tid), upto;
+end
+$$;
+comment on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer) is
+  'A reconcile walk''s stretch cut after at most p_max profiles to write: where it ends, its rows, the missing and drifted profiles it keeps.';
+revoke execute on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer) from public, anon, authenticated;
+
+-- One set-based step for the given users, each re-read by id (their state may have
+-- moved since the batch was planned): 'insert' missing profiles (one the trigger
+-- inserted meanwhile wins), 'update' drifted ones (a row changed since it was read,
+-- xmin moved, is left to the writer that changed it), 'delete' orphans. With
+-- p_after/p_upto, the users are in that stretch of auth.users (a walk's): 'insert'
+-- re-reads them by tid range, not one by one. Raises on any failing row; the caller
+-- isolates it. Answers how many rows it wrote and the transaction that wrote them.
+create or replace function user_sync.reconcile_apply(
+  p_step text,
+  p_ids uuid[],
+  p_sync_ts timestamptz,
+  p_after tid,
+  p_upto tid,
+  out rows bigint,
+  out writer xid
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- The ids are a set spread over the id space (a walk's, or the missing of an id
+  -- range): looked up one by one (a bitmap of the key's entries), or, within a
+  -- walk's stretch, a hashed filter on its TID Range Scan.
+  case p_step
+  when 'insert' then
+    execute format($q$
+      with done as (
+        insert into public.users (
+          id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
+          email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
+        )
+        select
+          d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
+          d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
+        from (%s) d
+        where d.id = any($2)
+        on conflict (id) do nothing
+        returning xmin
+      )
+      select count(*), min(done.xmin::text)::xid from done$q$,
+        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $3 and au.ctid <= $4' else '' end)
+      into rows, writer using p_sync_ts, p_ids, coalesce(p_after, '(0,0)'::tid), p_upto;
+  when 'update' then
+    execute format($q$
+      with todo as materialized (
+        select x.* from (%s) x
+        where x.id = any($1) and x.profile_id = any($1) and x.drifted
+      ), done as (
+        update public.users u set
+          email = t.email,
+          phone = t.phone,
+          name = case when u.name_edited_at is null then t.name else u.name end,
+          avatar_url = case when u.avatar_url_edited_at is null then t.avatar_url else u.avatar_url end,
+          role = t.role,
+          provider = t.provider,
+          providers = t.providers,
+          is_anonymous = t.is_anonymous,
+          email_confirmed_at = t.email_confirmed_at,
+          last_sign_in_at = t.last_sign_in_at,
+          created_at = t.created_at,
+          deleted_at = t.deleted_at,
+          updated_at = now(),
+          synced_at = $2
+        from todo t
+        where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
+        returning u.xmin
+      )
+      select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
+      into rows, writer using p_ids, p_sync_ts;
+  when 'delete' then
+    with done as (
+      delete from public.users u
+      where u.id = any(p_ids)
+        and not exists (select 1 from auth.users au where au.id = u.id)
+      returning 1
+    )
+    select count(*) into rows from done;
+  else
+    raise exception using errcode = '22023', message = format('user_sync.reconcile_apply: unknown step %L', p_step);
+  end case;
+end
+$$;
+comment on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) is
+  'One set-based reconcile step (insert, update, delete) for the given users; raises when any row fails.';
+revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) from public, anon, authenticated;
+
 -- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
 -- A dry run changes no profile and reports what it would do (a pass of its own).
 -- The report is this call's work (inserted, updated, deleted, errors), where the
@@ -263,14 +426,19 @@ declare
   v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
   -- Tests and benchmarks may fix the batch size.
   v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
-  -- At most this many users a batch looks up, compares and writes (up to ~0.3 ms each;
-  -- reading a row costs ~1 us): the rows written since the last pass sit where their new
-  -- versions went (a bulk update's at the end of the table), so a stretch sized by the
-  -- rows before it may hold thousands. Tests may set it lower.
-  v_max_candidates constant integer := greatest(coalesce(
-    nullif(current_setting('user_sync.reconcile_batch_candidates', true), '')::integer,
+  -- At most this many profiles a batch writes (up to ~0.3 ms each: the profile's indexes
+  -- and foreign keys), and ten times as many users it looks up and compares (a few us
+  -- each; reading a row costs ~1 us): the rows written since the last pass sit where
+  -- their new versions went (a bulk update's at the end of the table), so a stretch
+  -- sized by the rows before it may hold thousands of either. Tests may set it lower.
+  v_max_writes constant integer := greatest(coalesce(
+    nullif(current_setting('user_sync.reconcile_batch_writes', true), '')::integer,
     least(greatest(round(v_target_ms * 16), 800), 4000)::integer), 1);
+  v_max_candidates constant integer := 10 * v_max_writes;
   v_walked_to tid;
+  v_cut record;
+  v_missing uuid[];
+  v_drifted uuid[];
   v_sync_ts timestamptz;
   v_inserted bigint := 0;
   v_updated bigint := 0;
@@ -335,19 +503,25 @@ begin
         if v_range.upto is not null and v_pass.phase = 'auth' then
           select * into v_plan from user_sync.reconcile_plan_auth(
             v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
-          v_walked_to := v_plan.upto;
-          v_examined := v_examined + v_plan.auth_users;
-          v_pass.examined := v_pass.examined + v_plan.auth_users;
-          v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
-          v_rows := v_plan.auth_users;
+          -- Its writes: the missing profiles and the drifted ones, at most v_max_writes.
+          v_drifted := user_sync.reconcile_drifted(v_plan.candidates);
+          select * into v_cut from user_sync.reconcile_cut_writes(
+            'auth.users', v_pass.walk_after, v_plan.upto, v_plan.auth_users, v_plan.missing, v_drifted, v_max_writes);
+          v_walked_to := v_cut.upto;
+          v_rows := v_cut.rows;
+          v_missing := v_cut.missing;
+          v_drifted := v_cut.drifted;
+          v_examined := v_examined + v_rows;
+          v_pass.examined := v_pass.examined + v_rows;
+          v_pass.auth_users := v_pass.auth_users + v_rows;
           v_written := 0;
           if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_plan.missing);
-            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+            v_inserted := v_inserted + cardinality(v_missing);
+            v_updated := v_updated + cardinality(v_drifted);
           else
             for v_step in
               select s.step, s.ids
-              from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates)) s (n, step, ids)
+              from (values (1, 'insert', v_missing), (2, 'update', v_drifted)) s (n, step, ids)
               where cardinality(s.ids) > 0
               order by s.n
             loop
@@ -365,24 +539,28 @@ begin
             end loop;
           end if;
           -- Profiles: the users' (those still missing aside), after this batch's inserts.
-          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
+          v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_missing) + v_written;
         elsif v_range.upto is not null then
           select * into v_plan from user_sync.reconcile_plan_profiles(
             v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
-          v_walked_to := v_plan.upto;
-          v_rows := v_plan.profiles;
+          select * into v_cut from user_sync.reconcile_cut_writes(
+            'public.users', v_pass.walk_after, v_plan.upto, v_plan.profiles, '{}',
+            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
+          v_walked_to := v_cut.upto;
+          v_rows := v_cut.rows;
+          v_drifted := v_cut.drifted;
           if p_dry_run then
-            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
-          elsif cardinality(v_plan.candidates) > 0 then
+            v_updated := v_updated + cardinality(v_drifted);
+          elsif cardinality(v_drifted) > 0 then
             select * into v_done from user_sync.reconcile_apply_isolating(
-              'update', v_plan.candidates, v_sync_ts, null, null, v_run_id);
+              'update', v_drifted, v_sync_ts, null, null, v_run_id);
             v_updated := v_updated + v_done.rows;
             v_errors := v_errors + v_done.failed;
             v_pass.errors := v_pass.errors + v_done.failed;
             v_pass.written_xids := v_pass.written_xids || v_done.writers;
           end if;
         end if;
-        -- The stretch ends early when it held more candidates than a batch takes.
+        -- The stretch ends early when it held more candidates or writes than a batch takes.
         v_pass.walk_after := v_walked_to;
         if v_range.last and v_walked_to is not distinct from v_range.upto then
           -- The walk is done: the profile walk next, then the ids. A row costs another
@@ -405,7 +583,7 @@ begin
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
         select * into v_plan from user_sync.reconcile_plan_ids(
           v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
-          v_max_candidates);
+          v_max_writes);
         v_written := 0;
         if p_dry_run then
           v_inserted := v_inserted + cardinality(v_plan.missing);

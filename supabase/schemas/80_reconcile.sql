@@ -24,6 +24,8 @@
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
+--   reconcile_drifted        the candidates whose profile has drifted
+--   reconcile_cut_writes     a stretch's end when it has more to write than a batch takes
 --   reconcile_apply          one set-based step (insert, update, delete) by ids
 --   reconcile_apply_isolating  the same, splitting a failing set down to its bad rows
 --   reconcile_resolve_errors   open errors of users now in sync are resolved
@@ -437,14 +439,88 @@ comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint,
   'The next id range of both primary keys after an id, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
 revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) from public, anon, authenticated;
 
+-- The users among p_ids whose profile has drifted from what the field rules derive
+-- (a comparison, no write): what a walk's candidates need written.
+create or replace function user_sync.reconcile_drifted(p_ids uuid[]) returns uuid[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_drifted uuid[];
+begin
+  if coalesce(cardinality(p_ids), 0) = 0 then
+    return '{}'::uuid[];
+  end if;
+  execute format($q$
+    select coalesce(array_agg(x.id), '{}') from (%s) x
+    where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
+    into v_drifted using p_ids;
+  return v_drifted;
+end
+$$;
+comment on function user_sync.reconcile_drifted(uuid[]) is
+  'The given users whose profile differs from what the field rules derive from their auth user.';
+revoke execute on function user_sync.reconcile_drifted(uuid[]) from public, anon, authenticated;
+
+-- Where a walk's stretch (p_after, p_upto] of p_table, p_rows rows, ends when its batch
+-- has more profiles to write (p_missing to insert, p_drifted to update) than p_max: at
+-- the p_max-th of their rows in physical order, the writes and rows counted to there. A
+-- write costs up to ~0.3 ms (the profile's indexes, its foreign keys), a comparison a
+-- few us: a batch's comparisons are bounded by its candidates, its writes by this cut.
+-- A row moved since it was read (a concurrent update) is newer than the pass's horizon:
+-- kept, and seen again by the next pass.
+create or replace function user_sync.reconcile_cut_writes(
+  p_table regclass,
+  p_after tid,
+  p_upto tid,
+  p_rows bigint,
+  p_missing uuid[],
+  p_drifted uuid[],
+  p_max integer,
+  out upto tid,
+  out rows bigint,
+  out missing uuid[],
+  out drifted uuid[]
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_tids tid[];
+begin
+  upto := p_upto;
+  rows := p_rows;
+  missing := coalesce(p_missing, '{}');
+  drifted := coalesce(p_drifted, '{}');
+  if cardinality(missing) + cardinality(drifted) <= p_max then
+    return;
+  end if;
+  execute format('select array_agg(t.ctid order by t.ctid) from %s t where t.id = any($1) and t.ctid > $2 and t.ctid <= $3', p_table)
+    into v_tids using missing || drifted, coalesce(p_after, '(0,0)'::tid), p_upto;
+  if coalesce(cardinality(v_tids), 0) <= p_max then
+    return;
+  end if;
+  upto := v_tids[p_max];
+  execute format($q$select coalesce(array_agg(t.id) filter (where t.id = any($3)), '{}'),
+                           coalesce(array_agg(t.id) filter (where t.id = any($4)), '{}')
+                    from %s t where t.ctid = any($1) and t.ctid <= $2$q$, p_table)
+    into missing, drifted using v_tids, upto, missing, drifted;
+  execute format('select count(*) from %s t where t.ctid > $1 and t.ctid <= $2', p_table)
+    into rows using coalesce(p_after, '(0,0)'::tid), upto;
+end
+$$;
+comment on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer) is
+  'A reconcile walk''s stretch cut after at most p_max profiles to write: where it ends, its rows, the missing and drifted profiles it keeps.';
+revoke execute on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer) from public, anon, authenticated;
+
 -- One set-based step for the given users, each re-read by id (their state may have
 -- moved since the batch was planned): 'insert' missing profiles (one the trigger
 -- inserted meanwhile wins), 'update' drifted ones (a row changed since it was read,
--- xmin moved, is left to the writer that changed it), 'delete' orphans, 'count'
--- drifted ones (a dry run). With p_after/p_upto, the users are in that stretch of
--- auth.users (a walk's): 'insert' re-reads them by tid range, not one by one.
--- Raises on any failing row; the caller isolates it.
--- Answers how many rows it wrote (or counted) and the transaction that wrote them.
+-- xmin moved, is left to the writer that changed it), 'delete' orphans. With
+-- p_after/p_upto, the users are in that stretch of auth.users (a walk's): 'insert'
+-- re-reads them by tid range, not one by one. Raises on any failing row; the caller
+-- isolates it. Answers how many rows it wrote and the transaction that wrote them.
 create or replace function user_sync.reconcile_apply(
   p_step text,
   p_ids uuid[],
@@ -507,11 +583,6 @@ begin
       )
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
       into rows, writer using p_ids, p_sync_ts;
-  when 'count' then
-    execute format($q$
-      select count(*) from (%s) x
-      where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$, user_sync.profile_diff_sql())
-      into rows using p_ids;
   when 'delete' then
     with done as (
       delete from public.users u
@@ -526,7 +597,7 @@ begin
 end
 $$;
 comment on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) is
-  'One set-based reconcile step (insert, update, delete, count) for the given users; raises when any row fails.';
+  'One set-based reconcile step (insert, update, delete) for the given users; raises when any row fails.';
 revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz, tid, tid) from public, anon, authenticated;
 
 -- reconcile_apply, isolating failures: the set is tried whole (one statement, the
@@ -707,14 +778,19 @@ declare
   v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
   -- Tests and benchmarks may fix the batch size.
   v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
-  -- At most this many users a batch looks up, compares and writes (up to ~0.3 ms each;
-  -- reading a row costs ~1 us): the rows written since the last pass sit where their new
-  -- versions went (a bulk update's at the end of the table), so a stretch sized by the
-  -- rows before it may hold thousands. Tests may set it lower.
-  v_max_candidates constant integer := greatest(coalesce(
-    nullif(current_setting('user_sync.reconcile_batch_candidates', true), '')::integer,
+  -- At most this many profiles a batch writes (up to ~0.3 ms each: the profile's indexes
+  -- and foreign keys), and ten times as many users it looks up and compares (a few us
+  -- each; reading a row costs ~1 us): the rows written since the last pass sit where
+  -- their new versions went (a bulk update's at the end of the table), so a stretch
+  -- sized by the rows before it may hold thousands of either. Tests may set it lower.
+  v_max_writes constant integer := greatest(coalesce(
+    nullif(current_setting('user_sync.reconcile_batch_writes', true), '')::integer,
     least(greatest(round(v_target_ms * 16), 800), 4000)::integer), 1);
+  v_max_candidates constant integer := 10 * v_max_writes;
   v_walked_to tid;
+  v_cut record;
+  v_missing uuid[];
+  v_drifted uuid[];
   v_sync_ts timestamptz;
   v_inserted bigint := 0;
   v_updated bigint := 0;
@@ -779,19 +855,25 @@ begin
         if v_range.upto is not null and v_pass.phase = 'auth' then
           select * into v_plan from user_sync.reconcile_plan_auth(
             v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
-          v_walked_to := v_plan.upto;
-          v_examined := v_examined + v_plan.auth_users;
-          v_pass.examined := v_pass.examined + v_plan.auth_users;
-          v_pass.auth_users := v_pass.auth_users + v_plan.auth_users;
-          v_rows := v_plan.auth_users;
+          -- Its writes: the missing profiles and the drifted ones, at most v_max_writes.
+          v_drifted := user_sync.reconcile_drifted(v_plan.candidates);
+          select * into v_cut from user_sync.reconcile_cut_writes(
+            'auth.users', v_pass.walk_after, v_plan.upto, v_plan.auth_users, v_plan.missing, v_drifted, v_max_writes);
+          v_walked_to := v_cut.upto;
+          v_rows := v_cut.rows;
+          v_missing := v_cut.missing;
+          v_drifted := v_cut.drifted;
+          v_examined := v_examined + v_rows;
+          v_pass.examined := v_pass.examined + v_rows;
+          v_pass.auth_users := v_pass.auth_users + v_rows;
           v_written := 0;
           if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_plan.missing);
-            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
+            v_inserted := v_inserted + cardinality(v_missing);
+            v_updated := v_updated + cardinality(v_drifted);
           else
             for v_step in
               select s.step, s.ids
-              from (values (1, 'insert', v_plan.missing), (2, 'update', v_plan.candidates)) s (n, step, ids)
+              from (values (1, 'insert', v_missing), (2, 'update', v_drifted)) s (n, step, ids)
               where cardinality(s.ids) > 0
               order by s.n
             loop
@@ -809,24 +891,28 @@ begin
             end loop;
           end if;
           -- Profiles: the users' (those still missing aside), after this batch's inserts.
-          v_pass.profiles := v_pass.profiles + v_plan.auth_users - cardinality(v_plan.missing) + v_written;
+          v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_missing) + v_written;
         elsif v_range.upto is not null then
           select * into v_plan from user_sync.reconcile_plan_profiles(
             v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
-          v_walked_to := v_plan.upto;
-          v_rows := v_plan.profiles;
+          select * into v_cut from user_sync.reconcile_cut_writes(
+            'public.users', v_pass.walk_after, v_plan.upto, v_plan.profiles, '{}',
+            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
+          v_walked_to := v_cut.upto;
+          v_rows := v_cut.rows;
+          v_drifted := v_cut.drifted;
           if p_dry_run then
-            v_updated := v_updated + (select a.rows from user_sync.reconcile_apply('count', v_plan.candidates, null, null, null) a);
-          elsif cardinality(v_plan.candidates) > 0 then
+            v_updated := v_updated + cardinality(v_drifted);
+          elsif cardinality(v_drifted) > 0 then
             select * into v_done from user_sync.reconcile_apply_isolating(
-              'update', v_plan.candidates, v_sync_ts, null, null, v_run_id);
+              'update', v_drifted, v_sync_ts, null, null, v_run_id);
             v_updated := v_updated + v_done.rows;
             v_errors := v_errors + v_done.failed;
             v_pass.errors := v_pass.errors + v_done.failed;
             v_pass.written_xids := v_pass.written_xids || v_done.writers;
           end if;
         end if;
-        -- The stretch ends early when it held more candidates than a batch takes.
+        -- The stretch ends early when it held more candidates or writes than a batch takes.
         v_pass.walk_after := v_walked_to;
         if v_range.last and v_walked_to is not distinct from v_range.upto then
           -- The walk is done: the profile walk next, then the ids. A row costs another
@@ -849,7 +935,7 @@ begin
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
         select * into v_plan from user_sync.reconcile_plan_ids(
           v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
-          v_max_candidates);
+          v_max_writes);
         v_written := 0;
         if p_dry_run then
           v_inserted := v_inserted + cardinality(v_plan.missing);

@@ -5,7 +5,7 @@
 //   - the heal continues where 0.3.0 stopped (not from the start) and ends with every
 //     profile in place;
 //   - a bulk change behind the triggers' back is healed a bounded batch at a time (0.4.0:
-//     a batch takes at most its share of candidates, however the rows cluster).
+//     a batch writes at most its share of profiles, however the rows cluster).
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), after tests/upgrade's other files.
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
@@ -94,7 +94,7 @@ Deno.test({
         for (let complete = false, calls = 0; !complete; calls++) {
           assert.ok(calls < 500, "the heal ends");
           const r = await admin().begin(async (tx) => {
-            await tx`set local user_sync.reconcile_batch_candidates = 2000`;
+            await tx`set local user_sync.reconcile_batch_writes = 2000`;
             const [{ r }] = await tx`select user_sync.reconcile(false, 'cron', 0) as r`;
             return r;
           });
@@ -104,7 +104,7 @@ Deno.test({
           complete = r.complete === true;
         }
         assert.equal(renamed, UNHEALED, "every renamed user's profile follows");
-        assert.ok(most <= 2000, `one batch wrote ${most} profiles, more than its 2,000 candidates`);
+        assert.ok(most <= 2000, `one batch wrote ${most} profiles, more than its 2,000`);
       });
     } finally {
       await sql?.end({ timeout: 2 });
