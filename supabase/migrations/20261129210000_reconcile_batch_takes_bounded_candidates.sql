@@ -1,6 +1,6 @@
 -- -----------------------------------------------------------------------------
--- 0.4.0: a reconcile batch writes at most ~4,000 profiles and looks up and compares at
--- most ten times as many users (issue 12: after a 1% drift at 10M one bounded call took
+-- 0.4.0: a reconcile batch writes at most ~2,000 profiles and looks up and compares at
+-- most eight times as many users (issue 12: after a 1% drift at 10M one bounded call took
 -- 4.26 s on a 1 s budget, over budget + 1.5 s). The rows written since the last pass sit
 -- where their new versions went, often together at the end of a table, so a stretch
 -- sized by the rows before it held tens of thousands of users to look up, compare and
@@ -426,15 +426,16 @@ declare
   v_target_ms constant numeric := case when p_max_ms is null then 1000 else least(greatest(p_max_ms / 4.0, 50), 400) end;
   -- Tests and benchmarks may fix the batch size.
   v_fixed_rows constant integer := nullif(current_setting('user_sync.reconcile_batch_rows', true), '')::integer;
-  -- At most this many profiles a batch writes (up to ~0.3 ms each: the profile's indexes
-  -- and foreign keys), and ten times as many users it looks up and compares (a few us
-  -- each; reading a row costs ~1 us): the rows written since the last pass sit where
-  -- their new versions went (a bulk update's at the end of the table), so a stretch
-  -- sized by the rows before it may hold thousands of either. Tests may set it lower.
+  -- At most this many profiles a batch writes (up to ~0.3 ms each at 10M users: the
+  -- profile's indexes and foreign keys), and eight times as many users it looks up and
+  -- compares (up to ~25 us each; reading a row costs ~1 us), so that a batch stays under
+  -- ~1 s whatever it meets: the rows written since the last pass sit where their new
+  -- versions went (a bulk update's at the end of the table), so a stretch sized by the
+  -- rows before it may hold thousands of either. Tests may set it lower.
   v_max_writes constant integer := greatest(coalesce(
     nullif(current_setting('user_sync.reconcile_batch_writes', true), '')::integer,
-    least(greatest(round(v_target_ms * 16), 800), 4000)::integer), 1);
-  v_max_candidates constant integer := 10 * v_max_writes;
+    least(greatest(round(v_target_ms * 8), 400), 2000)::integer), 1);
+  v_max_candidates constant integer := 8 * v_max_writes;
   v_walked_to tid;
   v_cut record;
   v_missing uuid[];
