@@ -437,6 +437,7 @@ declare
     least(greatest(round(v_target_ms * 8), 400), 2000)::integer), 1);
   v_max_candidates constant integer := 8 * v_max_writes;
   v_walked_to tid;
+  v_cut_short boolean;
   v_cut record;
   v_missing uuid[];
   v_drifted uuid[];
@@ -495,6 +496,7 @@ begin
       v_batch_started := clock_timestamp();
       v_sync_ts := clock_timestamp();
       v_rows := null;
+      v_cut_short := false;
       if v_pass.phase in ('auth', 'profiles') then
         -- A stretch of a walk in physical order.
         select * into v_range from user_sync.reconcile_walk_range(
@@ -562,6 +564,7 @@ begin
           end if;
         end if;
         -- The stretch ends early when it held more candidates or writes than a batch takes.
+        v_cut_short := v_walked_to is distinct from v_range.upto;
         v_pass.walk_after := v_walked_to;
         if v_range.last and v_walked_to is not distinct from v_range.upto then
           -- The walk is done: the profile walk next, then the ids. A row costs another
@@ -618,13 +621,16 @@ begin
 
       -- The next batch should take about v_target_ms (a tenth to twice this one's size;
       -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
-      -- nothing about the cost of a dense one). At most 250,000 rows of a walk (pages
-      -- the cache does not hold: ~0.7 s from disk), 100,000 ids of the merge (where
-      -- writes took pages out of the visibility map, an id costs heap reads on both sides).
+      -- nothing about the cost of a dense one; a stretch cut short at its candidates or
+      -- writes, no more than the rows it kept: the rest was read for nothing). At most
+      -- 250,000 rows of a walk (pages the cache does not hold: ~0.7 s from disk), 100,000
+      -- ids of the merge (where writes took pages out of the visibility map, an id costs
+      -- heap reads on both sides).
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
       v_pass.batch_rows := least(greatest(round(
-        case when v_rows is null then v_pass.batch_rows else least(v_pass.batch_rows, 2 * greatest(v_rows, 100)) end
-        * least(greatest(v_target_ms / v_batch_ms, 0.1), 2.0)), 200),
+        case when v_rows is null then v_pass.batch_rows
+             else least(v_pass.batch_rows, case when v_cut_short then 1 else 2 end * greatest(v_rows, 100)) end
+        * least(greatest(v_target_ms / v_batch_ms, 0.1), case when v_cut_short then 1.0 else 2.0 end)), 200),
         case when v_pass.phase = 'ids' then 100000 else 250000 end)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
