@@ -10,16 +10,14 @@
 //   - a sign-in fires one trigger of ours and a metadata change still syncs at once.
 // The assertions name only what a user notices, not how a release stores it.
 //
-// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another.
+// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { asAuth, connect, insertAuthUser, type Sql } from "../_support/db.ts";
+import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
-const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
 /** The last migration of 0.2.0 (CHANGELOG "0.2.0"). */
 const LAST_OF_020 = "20261129170200";
-/** Users without a profile when the heal starts: more than one bounded call can examine. */
-const UNHEALED = 30_000;
 
 Deno.test({
   name: "upgrade: 0.2.0 with role stamps and an unfinished heal, then today's migrations",
@@ -29,9 +27,7 @@ Deno.test({
     const db = await cluster("pg-upgrade", PORT);
     const work = await Deno.makeTempDir({ prefix: "user-sync-v0.2.0-" });
     let sql: Sql | undefined;
-    let ok = true;
-    const setup = (name: string, fn: () => Promise<void>) =>
-      ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
+    const { step: setup, ok } = setupSteps(t);
     const admin = () => sql!;
     const promoted = crypto.randomUUID();
     const member = crypto.randomUUID();
@@ -61,15 +57,7 @@ Deno.test({
       });
 
       await setup(`0.2.0's data: ${UNHEALED.toLocaleString("en-US")} users without a profile, a heal left unfinished`, async () => {
-        await admin().begin(async (tx) => {
-          await tx`set local session_replication_role = replica`; // behind the trigger's back
-          await tx`
-            insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-            select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
-              'heal' || k || '@example.test', '{"provider": "email", "providers": ["email"]}',
-              jsonb_build_object('full_name', 'Heal ' || k), now(), now()
-            from generate_series(1, ${UNHEALED}) k`;
-        });
+        await seedUsersWithoutProfile(admin(), UNHEALED);
         const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
         assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
         const [{ missing }] = await admin()`select count(*)::int as missing from auth.users au
@@ -82,7 +70,7 @@ Deno.test({
         const [{ v }] = await admin()`select user_sync.version() as v`;
         assert.notEqual(v, "0.2.0");
       });
-      if (!ok) return;
+      if (!ok()) return;
 
       await t.step("0.2.0's stamp still decides: GoTrue's stale copy written back keeps the admin", async () => {
         const written = JSON.stringify({ ...staleCopy, providers: ["email", "google"] });
@@ -109,13 +97,7 @@ Deno.test({
       });
 
       await t.step("the unfinished heal ends: bounded calls continue until complete, nothing missing", async () => {
-        let calls = 0;
-        for (let complete = false; !complete; calls++) {
-          assert.ok(calls < 500, "the heal ends");
-          const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 500) as r`;
-          assert.equal(r.status, "ok", JSON.stringify(r));
-          complete = r.complete === true;
-        }
+        const calls = await healUntilComplete(admin());
         const [{ s }] = await admin()`select user_sync.status() as s`;
         assert.deepEqual([s.missing, s.orphaned, s.drifted], [0, 0, 0], JSON.stringify(s));
         const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;

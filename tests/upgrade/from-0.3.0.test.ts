@@ -6,16 +6,14 @@
 //     profile in place;
 //   - a bulk change behind the triggers' back is healed a bounded batch at a time (0.4.0:
 //     a batch writes at most its share of profiles, however the rows cluster).
-// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), after tests/upgrade's other files.
+// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { connect, type Sql } from "../_support/db.ts";
+import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
-const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
 /** The last migration of 0.3.0 (CHANGELOG "0.3.0"). */
 const LAST_OF_030 = "20261129200000";
-/** Users without a profile when the heal starts: more than one bounded call can examine. */
-const UNHEALED = 30_000;
 
 Deno.test({
   name: "upgrade: 0.3.0 with a heal stopped in the middle of its walk, then today's migrations",
@@ -25,9 +23,7 @@ Deno.test({
     const db = await cluster("pg-upgrade", PORT);
     const work = await Deno.makeTempDir({ prefix: "user-sync-v0.3.0-" });
     let sql: Sql | undefined;
-    let ok = true;
-    const setup = (name: string, fn: () => Promise<void>) =>
-      ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
+    const { step: setup, ok } = setupSteps(t);
     const admin = () => sql!;
     let examinedBefore = 0;
     let startedBefore = "";
@@ -40,15 +36,7 @@ Deno.test({
       });
 
       await setup(`0.3.0's data: ${UNHEALED.toLocaleString("en-US")} users without a profile, a heal stopped mid-walk`, async () => {
-        await admin().begin(async (tx) => {
-          await tx`set local session_replication_role = replica`; // behind the trigger's back
-          await tx`
-            insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-            select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
-              'heal' || k || '@example.test', '{"provider": "email", "providers": ["email"]}',
-              jsonb_build_object('full_name', 'Heal ' || k), now(), now()
-            from generate_series(1, ${UNHEALED}) k`;
-        });
+        await seedUsersWithoutProfile(admin(), UNHEALED);
         const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
         assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
         const [p] = await admin()`select phase, walk_after is not null as walking, examined::int as examined,
@@ -63,20 +51,14 @@ Deno.test({
         const [{ v }] = await admin()`select user_sync.version() as v`;
         assert.notEqual(v, "0.3.0");
       });
-      if (!ok) return;
+      if (!ok()) return;
 
       await t.step("the heal continues where 0.3.0 stopped and ends with every profile in place", async () => {
         const [{ r: first }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
         assert.ok(first.examined > examinedBefore, `the pass went on from ${examinedBefore} examined: ${JSON.stringify(first)}`);
         const [{ started }] = await admin()`select started_at::text as started from user_sync.reconcile_progress where not dry_run`;
         assert.equal(started, startedBefore, "the same pass, not a new one");
-        let calls = 1;
-        for (let complete = first.complete === true; !complete; calls++) {
-          assert.ok(calls < 500, "the heal ends");
-          const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 500) as r`;
-          assert.equal(r.status, "ok", JSON.stringify(r));
-          complete = r.complete === true;
-        }
+        const calls = 1 + (first.complete === true ? 0 : await healUntilComplete(admin()));
         const [{ s }] = await admin()`select user_sync.status() as s`;
         assert.deepEqual([s.missing, s.orphaned, s.drifted], [0, 0, 0], JSON.stringify(s));
         const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;

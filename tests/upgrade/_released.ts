@@ -1,0 +1,44 @@
+// What the upgrade scenarios from a release share: their cluster's port, steps that stop
+// the scenario at the first failed setup step, users left without a profile behind the
+// trigger's back, and a heal driven in bounded calls until its pass is complete.
+import assert from "node:assert/strict";
+import type { Sql } from "../_support/db.ts";
+
+/** Every scenario runs on its own cluster, one file after another. */
+export const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
+
+/** Users without a profile when a heal starts: more than one bounded call can examine. */
+export const UNHEALED = 30_000;
+
+/** A setup step runs only while every step before it passed; ok() tells whether they all did. */
+export function setupSteps(t: Deno.TestContext) {
+  let ok = true;
+  const step = (name: string, fn: () => Promise<void>) =>
+    ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
+  return { step, ok: () => ok };
+}
+
+/** n auth users named 'Heal k' (heal<k>@example.test), inserted with the trigger bypassed. */
+export async function seedUsersWithoutProfile(sql: Sql, n: number) {
+  await sql.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`; // behind the trigger's back
+    await tx`
+      insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+      select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
+        'heal' || k || '@example.test', '{"provider": "email", "providers": ["email"]}',
+        jsonb_build_object('full_name', 'Heal ' || k), now(), now()
+      from generate_series(1, ${n}) k`;
+  });
+}
+
+/** Bounded calls of 500 ms (as the cron job makes them) until the pass is complete; how many. */
+export async function healUntilComplete(sql: Sql): Promise<number> {
+  let calls = 0;
+  for (let complete = false; !complete; calls++) {
+    assert.ok(calls < 500, "the heal ends");
+    const [{ r }] = await sql`select user_sync.reconcile(false, 'cron', 500) as r`;
+    assert.equal(r.status, "ok", JSON.stringify(r));
+    complete = r.complete === true;
+  }
+  return calls;
+}
