@@ -8,7 +8,7 @@ language sql
 immutable
 set search_path = ''
 as $$
-  select '0.4.0'::text;
+  select '0.5.0'::text;
 $$;
 comment on function user_sync.version() is 'The installed release of User Sync for Supabase (see CHANGELOG.md).';
 revoke execute on function user_sync.version() from public, anon, authenticated;

@@ -290,10 +290,35 @@ $def$, user_sync.field_rules_over(user_sync.profile_diff_sql(),
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
+
+  -- A sign-up's profile, from the auth row being inserted (a trigger's NEW): one insert
+  -- of the rules over the values, no lookup first (a new user has no profile). Its column
+  -- list is the type user_sync.expected_profile's.
+  execute format($def$
+create or replace function user_sync.insert_profile_of(p_auth user_sync.auth_user_fields) returns void
+language plpgsql
+set search_path = ''
+as $body$
+-- Compiled by user_sync.compile_field_rules() from user_sync.expected_profiles_sql().
+begin
+  insert into public.users (%s, updated_at, synced_at)
+  select d.*, now(), clock_timestamp()
+  from (%s) d;
+end
+$body$
+$def$,
+    (select string_agg(quote_ident(a.attname), ', ' order by a.attnum)
+     from pg_catalog.pg_attribute a
+     where a.attrelid = (select t.typrelid from pg_catalog.pg_type t where t.oid = 'user_sync.expected_profile'::regtype)
+       and a.attnum > 0 and not a.attisdropped),
+    user_sync.field_rules_over(user_sync.expected_profiles_sql(), '(select (p_auth).* offset 0) au'));
+  comment on function user_sync.insert_profile_of(user_sync.auth_user_fields) is
+    'Inserts the profile of an auth row given as values (a sign-up''s NEW), derived by the field rules; raises when it cannot (a profile there already, a constraint). Compiled from user_sync.expected_profiles_sql().';
+  revoke execute on function user_sync.insert_profile_of(user_sync.auth_user_fields) from public, anon, authenticated;
 end
 $compile$;
 comment on function user_sync.compile_field_rules() is
-  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid) and user_sync.profile_state_of(user_sync.auth_user_fields) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
+  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields) and user_sync.insert_profile_of(user_sync.auth_user_fields) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
 revoke execute on function user_sync.compile_field_rules() from public, anon, authenticated;
 
 select user_sync.compile_field_rules();

@@ -3,7 +3,7 @@
 -- what the profile mirrors (metadata merge, email or phone change, confirmation,
 -- soft delete, anonymous -> permanent). One trigger per write:
 --   * user_sync_on_auth_user_insert, AFTER INSERT (a sign-up): inserts the derived
---     profile, reading the new row from auth.users;
+--     profile in one statement, from the row being inserted (NEW);
 --   * user_sync_on_auth_user_update, BEFORE UPDATE: a sign-in returns after one
 --     comparison; any other write has its role change stamped (65_role_changes.sql)
 --     and the profile follows the row being written (NEW, given as values).
@@ -11,7 +11,8 @@
 --   * Its migrations: no WHEN clause and no column list, so no catalog dependency on
 --     an auth.users column (Auth can ALTER COLUMN ... TYPE any of them); every column
 --     is read in a function body, cast to the type our code expects.
---   * Its latency: a sign-in that only moves last_sign_in_at (of a user who signed in
+--   * Its latency: a sign-up costs one insert of the derived profile (no lookup, no
+--     error log, one subtransaction); a sign-in that only moves last_sign_in_at (of a user who signed in
 --     before) and writes to columns we do not mirror costs one trigger call and one
 --     comparison: no query, no subtransaction, no second trigger. The mirror's
 --     last_sign_in_at then follows at the next reconcile, which re-derives every auth
@@ -70,6 +71,20 @@ comment on function user_sync.profile_locked_by_waiter(uuid) is
   'Whether a transaction holding the profile row lock of this user (xmax or a MultiXact member) waits, directly or behind others, for the calling transaction. Never raises.';
 revoke execute on function user_sync.profile_locked_by_waiter(uuid) from public, anon, authenticated;
 
+-- What is left of this transaction's 2 s of lock waits: the transaction-local setting
+-- user_sync.lock_budget_ms, which anyone could set, read without a cast that could fail.
+create or replace function user_sync.lock_budget_ms() returns integer
+language sql
+stable
+set search_path = ''
+as $$
+  select case when current_setting('user_sync.lock_budget_ms', true) ~ '^[0-9]{1,4}$'
+    then least(current_setting('user_sync.lock_budget_ms', true)::integer, 2000) else 2000 end;
+$$;
+comment on function user_sync.lock_budget_ms() is
+  'Milliseconds of lock waits the auth.users triggers may still spend in this transaction (2,000 at its start).';
+revoke execute on function user_sync.lock_budget_ms() from public, anon, authenticated;
+
 -- Syncs the profile of the auth row a trigger is writing (given as values, or read from
 -- auth.users when p_auth is null), within the transaction's 2 s of lock waits; never
 -- raises: what it cannot sync it records for reconcile.
@@ -87,10 +102,7 @@ declare
   v_message text;
   v_detail text;
 begin
-  -- What is left of this transaction's 2 s of lock waits (a setting anyone could set:
-  -- read without a cast that could fail).
-  v_budget_ms := case when current_setting('user_sync.lock_budget_ms', true) ~ '^[0-9]{1,4}$'
-    then least(current_setting('user_sync.lock_budget_ms', true)::integer, 2000) else 2000 end;
+  v_budget_ms := user_sync.lock_budget_ms();
   v_slice_ms := 10; -- the first wait is short: a waiting role change is found at once
   loop
     v_started := clock_timestamp();
@@ -195,19 +207,55 @@ comment on function user_sync.on_auth_user_update() is
   'BEFORE UPDATE trigger on auth.users: returns at once when nothing mirrored changed (a sign-in); otherwise stamps a role change and syncs the profile to the row being written. Never fails the auth write; waits at most 2 s for locks per transaction.';
 revoke execute on function user_sync.on_auth_user_update() from public, anon, authenticated;
 
--- The AFTER INSERT trigger (a sign-up): the new row is in auth.users already.
+-- The AFTER INSERT trigger (a sign-up). A new user has no profile and no open error, so
+-- the profile is inserted in one statement, the field rules over NEW
+-- (user_sync.insert_profile_of), waiting at most 10 ms for a lock. Anything else takes
+-- the general path, with its lock budget and its error log: a profile there already (an
+-- orphan that an import under session_replication_role = replica left), a lock held
+-- longer (the role's row, an app's trigger on public.users), an error (recorded there).
+-- A statement timeout or a cancel stops here, recorded.
 create or replace function user_sync.on_auth_user_insert() returns trigger
 language plpgsql
 security definer
 set search_path = ''
+set lock_timeout = '10ms'
 as $$
+declare
+  v_state text;
+  v_message text;
 begin
+  -- Two rounds at most: the second after plans made again (a column type Auth changed
+  -- under a plan this session had cached: "type of parameter does not match").
+  for v_round in 1..2 loop
+    begin
+      perform user_sync.insert_profile_of(row(new.id, new.email::text, new.phone::text,
+        new.raw_user_meta_data::jsonb, new.raw_app_meta_data::jsonb, new.is_anonymous::boolean,
+        new.email_confirmed_at::timestamptz, new.last_sign_in_at::timestamptz,
+        new.created_at::timestamptz, new.deleted_at::timestamptz)::user_sync.auth_user_fields);
+      return null;
+    exception when others or query_canceled then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    end;
+    exit when v_state <> '42804' or v_round = 2;
+    discard plans;
+  end loop;
+
+  if v_state = '57014' then
+    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
+    raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
+      new.id, v_state, v_message;
+    return null;
+  end if;
+  if v_state = '55P03' then
+    -- The 10 ms waited count against the transaction's 2 s.
+    perform set_config('user_sync.lock_budget_ms', greatest(user_sync.lock_budget_ms() - 10, 0)::text, true);
+  end if;
   perform user_sync.sync_within_lock_budget(new.id, null);
   return null;
 end
 $$;
 comment on function user_sync.on_auth_user_insert() is
-  'AFTER INSERT trigger on auth.users (a sign-up): creates the profile; never fails the sign-up; waits at most 2 s for locks per transaction.';
+  'AFTER INSERT trigger on auth.users (a sign-up): inserts the derived profile in one statement, else syncs it the general way; never fails the sign-up; waits at most 2 s for locks per transaction.';
 revoke execute on function user_sync.on_auth_user_insert() from public, anon, authenticated;
 
 create or replace trigger user_sync_on_auth_user_insert

@@ -78,6 +78,30 @@ Deno.test("Auth waits on us at most 2 s per transaction, fails never", async (t)
       assert.equal((await openErrors(sql, id)).length, 0);
     });
 
+    await t.step("a sign-up while its role's row is locked (an admin editing roles): done within 2 s, healed later", async () => {
+      const id = `ae17${crypto.randomUUID().slice(4)}`;
+      const admin = await holdTx(ADMIN_DB_URL, (tx) => tx`select 1 from user_sync.roles where role = 'user' for update`);
+      const auth = session(AUTH_DB_URL);
+      try {
+        const t0 = performance.now();
+        await auth`
+          insert into users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+          values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`signup.${id}@example.com`},
+                  '{"provider": "email", "providers": ["email"]}', '{"full_name": "Locked Role"}', now(), now())`;
+        const ms = performance.now() - t0;
+        assert.ok(ms < 2500, `the sign-up waited ${Math.round(ms)} ms`);
+        assert.ok(ms >= 1900, `it waited the budget, not less (${Math.round(ms)} ms): the role's row is locked`);
+      } finally {
+        await auth.end();
+        await admin.release();
+      }
+      assert.equal((await sql`select count(*)::int as n from auth.users where id = ${id}`)[0].n, 1, "the sign-up went through");
+      assert.deepEqual((await openErrors(sql, id)).map((e) => e.sqlstate), ["55P03"], "the give-up is recorded");
+      await sql`select user_sync.sync_user(${id})`;
+      const [p] = await sql`select name, role from public.users where id = ${id}`;
+      assert.deepEqual({ ...p }, { name: "Locked Role", role: "user" }, "the next sync heals it");
+    });
+
     await t.step("an OAuth sign-in writes the user twice in one transaction: 2 s in all, not 2 s each", async () => {
       const id = await newUser(sql, "oauth");
       const reconcile = await holdTx(ADMIN_DB_URL, (tx) =>
@@ -116,6 +140,39 @@ Deno.test("Auth waits on us at most 2 s per transaction, fails never", async (t)
       const [au] = await sql`select raw_user_meta_data ->> 'full_name' as n from auth.users where id = ${id}`;
       assert.equal(au.n, "Timed Out", "Auth's write went through");
       assert.deepEqual((await openErrors(sql, id)).map((e) => e.sqlstate), ["57014"], "the cancel is recorded");
+    });
+
+    await t.step("a statement_timeout while a sign-up's profile is written stops the sync there, the sign-up goes through", async () => {
+      const id = `ae17${crypto.randomUUID().slice(4)}`;
+      // An app's trigger on public.users that takes a second for this user.
+      await sql.unsafe(`
+        create function public.ae17_slow_profile() returns trigger language plpgsql as $$
+        begin
+          if new.email like 'slow.%' then perform pg_sleep(1); end if;
+          return new;
+        end $$;
+        create trigger ae17_slow_profile before insert on public.users
+          for each row execute function public.ae17_slow_profile();`);
+      const auth = session(AUTH_DB_URL);
+      try {
+        const t0 = performance.now();
+        await auth.begin(async (tx) => {
+          await tx`set local statement_timeout = '300ms'`;
+          await tx`
+            insert into users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+            values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`slow.${id}@example.com`},
+                    '{"provider": "email", "providers": ["email"]}', '{"full_name": "Slow Profile"}', now(), now())`;
+        });
+        const ms = performance.now() - t0;
+        assert.ok(ms < 900, `the sign-up took ${Math.round(ms)} ms: the sync did not start over after the timeout`);
+      } finally {
+        await auth.end();
+        await sql.unsafe(`drop trigger ae17_slow_profile on public.users; drop function public.ae17_slow_profile();`);
+      }
+      assert.equal((await sql`select count(*)::int as n from auth.users where id = ${id}`)[0].n, 1, "the sign-up went through");
+      assert.deepEqual((await openErrors(sql, id)).map((e) => e.sqlstate), ["57014"], "the cancel is recorded");
+      await sql`select user_sync.sync_user(${id})`;
+      assert.equal((await sql`select name from public.users where id = ${id}`)[0].name, "Slow Profile", "the next sync heals it");
     });
   } finally {
     await sql`delete from auth.users where id::text like 'ae17%'`;
