@@ -515,10 +515,17 @@ comment on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, u
 revoke execute on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer) from public, anon, authenticated;
 
 -- One set-based step for the given users, each re-read by id (their state may have
--- moved since the batch was planned): 'insert' missing profiles (one the trigger
--- inserted meanwhile wins), 'update' drifted ones (a row changed since it was read,
--- xmin moved, is left to the writer that changed it), 'delete' orphans. With
--- p_after/p_upto, the users are in that stretch of auth.users (a walk's): 'insert'
+-- moved since the batch was planned):
+--   * 'insert' missing profiles (one the trigger inserted meanwhile wins). Each auth row
+--     is key-share locked as it is read (the lock the foreign key's check takes anyway),
+--     skipping a row Auth is deleting or changing a key (email, phone) of: that user is
+--     left to Auth's trigger and the next pass (waiting for Auth there, while Auth's
+--     trigger waits for the profile just inserted, would be a deadlock). A row deleted
+--     since the statement's snapshot is skipped too, not a 23503;
+--   * 'update' drifted ones (a row changed since it was read, xmin moved, is left to
+--     the writer that changed it);
+--   * 'delete' orphans.
+-- With p_after/p_upto, the users are in that stretch of auth.users (a walk's): 'insert'
 -- re-reads them by tid range, not one by one. Raises on any failing row; the caller
 -- isolates it. Answers how many rows it wrote and the transaction that wrote them.
 create or replace function user_sync.reconcile_apply(
@@ -549,12 +556,14 @@ begin
           d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
           d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
         from (%s) d
-        where d.id = any($2)
         on conflict (id) do nothing
         returning xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$,
-        user_sync.expected_profiles_sql() || case when p_upto is not null then ' where au.ctid > $3 and au.ctid <= $4' else '' end)
+        user_sync.expected_profiles_sql()
+          || ' where au.id = any($2)'
+          || case when p_upto is not null then ' and au.ctid > $3 and au.ctid <= $4' else '' end
+          || ' for key share of au skip locked')
       into rows, writer using p_sync_ts, p_ids, coalesce(p_after, '(0,0)'::tid), p_upto;
   when 'update' then
     execute format($q$
@@ -603,7 +612,7 @@ revoke execute on function user_sync.reconcile_apply(text, uuid[], timestamptz, 
 -- reconcile_apply, isolating failures: the set is tried whole (one statement, the
 -- usual case). When a row's data fails it, the failing user is recorded in
 -- user_sync.errors and the set is tried again without that user: Postgres names it
--- (a user deleted after the statement's snapshot: 23503 "Key (id)=(...)"; a check or
+-- (a foreign key on id the app added: 23503 "Key (id)=(...)"; a check or
 -- not-null constraint: "Failing row contains (id, ..."). When it is not named (e.g. a
 -- unique index the app added), the set is split in halves down to the failing rows:
 -- k bad rows among n cost about 2k log2(n) small statements. The batch goes on.
