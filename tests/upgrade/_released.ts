@@ -13,7 +13,7 @@ export const UNHEALED = 30_000;
 /** A setup step runs only while every step before it passed; ok() tells whether they all did. */
 export function setupSteps(t: Deno.TestContext) {
   let ok = true;
-  const step = (name: string, fn: () => Promise<void>) =>
+  const step = (name: string, fn: (t: Deno.TestContext) => Promise<void>) =>
     ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
   return { step, ok: () => ok };
 }

@@ -24,8 +24,8 @@ import {
   insertAuthUser,
   type Sql,
 } from "../_support/db.ts";
+import { PORT, setupSteps } from "./_released.ts";
 
-const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
 /** The released v0.1.0: never edited (SPEC §6). Its bytes are pinned here. */
 const V010 = "20261128080000_user_sync.sql";
 const V010_SHA256 = "09e012acbf9b8b2a181a279dda29d1708ff092afa9099e7fee89be394d5576d2";
@@ -185,9 +185,7 @@ Deno.test({
     let sql: Sql | undefined;
     // Setup steps (install, data, upgrade): once one fails, the steps after it are not
     // run (they could only fail the same way) and the test fails.
-    let ok = true;
-    const setup = (name: string, fn: (t: Deno.TestContext) => Promise<void>) =>
-      ok ? t.step(name, fn).then((passed) => (ok = passed)) : Promise.resolve(false);
+    const { step: setup, ok } = setupSteps(t);
     try {
       await t.step(`the released v0.1.0 migration (${V010}) is byte-identical to the release`, async () => {
         assert.equal(await sha256(`${ROOT}supabase/migrations/${V010}`), V010_SHA256);
@@ -238,7 +236,7 @@ Deno.test({
         assert.deepEqual(applied.map((r) => r.version), local, "every migration is recorded as applied");
       });
 
-      if (!ok) return;
+      if (!ok()) return;
 
       // ---- nothing of v0.1.0's data lost or changed ------------------------------------------
       for (const [table, key] of TABLES) {
