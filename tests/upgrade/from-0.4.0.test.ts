@@ -1,0 +1,85 @@
+// Upgrade test from 0.4.0: a database runs every migration of 0.4.0 (installed with
+// `supabase db push`), Auth's connection has signed users up through 0.4.0's trigger (its
+// plans cached in that session), and a heal is left unfinished. Then `supabase db push`
+// applies today's migrations, and:
+//   - a sign-up on Auth's connection opened before the upgrade gets its profile at once
+//     (0.5.0: the trigger inserts it in one statement), with nothing recorded as failed;
+//   - the heal continues and ends with every profile in place, no error recorded (0.5.0:
+//     a batch's insert skips the rows Auth holds instead of waiting for them).
+// Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
+import assert from "node:assert/strict";
+import { cluster } from "../_support/cluster.ts";
+import { connect, type Sql } from "../_support/db.ts";
+import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
+
+/** The last migration of 0.4.0 (CHANGELOG "0.4.0"). */
+const LAST_OF_040 = "20261129210100";
+
+/** A sign-up as GoTrue writes it, on Auth's own connection. */
+async function signUp(auth: Sql, id: string, name: string) {
+  await auth`
+    insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+    values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`${name}@upgrade.test`},
+            '{"provider": "email", "providers": ["email"]}', ${auth.json({ full_name: name })}, now(), now())`;
+}
+
+Deno.test({
+  name: "upgrade: 0.4.0 with Auth's connection open and a heal unfinished, then today's migrations",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const db = await cluster("pg-upgrade", PORT);
+    const work = await Deno.makeTempDir({ prefix: "user-sync-v0.4.0-" });
+    let sql: Sql | undefined;
+    let auth: Sql | undefined;
+    const { step: setup, ok } = setupSteps(t);
+    const admin = () => sql!;
+    try {
+      await setup("0.4.0 installed with supabase db push (every migration up to its last)", async () => {
+        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_040);
+        sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-040" });
+        const [{ v }] = await admin()`select user_sync.version() as v`;
+        assert.equal(v, "0.4.0");
+      });
+
+      await setup("Auth's connection signs users up through 0.4.0's trigger; a heal stops unfinished", async () => {
+        auth = connect("supabase_auth_admin", { port: PORT, max: 1, app: "gotrue" });
+        for (let k = 1; k <= 6; k++) await signUp(auth, `0a040000-0000-4000-8000-00000000000${k}`, `Before ${k}`);
+        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Before %'`;
+        assert.equal(n, 6);
+        await seedUsersWithoutProfile(admin(), UNHEALED);
+        const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
+        assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
+      });
+
+      await setup("today's migrations applied by the Supabase CLI as postgres (db push)", async () => {
+        await db.db("push");
+        const [{ v }] = await admin()`select user_sync.version() as v`;
+        assert.notEqual(v, "0.4.0");
+      });
+      if (!ok()) return;
+
+      await t.step("a sign-up on Auth's connection opened before the upgrade gets its profile at once", async () => {
+        const id = "0a040000-0000-4000-8000-000000000007";
+        await signUp(auth!, id, "After");
+        const [p] = await admin()`select name, role, provider from public.users where id = ${id}`;
+        assert.deepEqual({ ...p }, { name: "After", role: "user", provider: "email" });
+        const [{ n }] = await admin()`select count(*)::int as n from user_sync.errors where resolved_at is null`;
+        assert.equal(n, 0, "no sync recorded as failed");
+      });
+
+      await t.step("the heal continues and ends with every profile in place, no error recorded", async () => {
+        const calls = await healUntilComplete(admin());
+        const [{ s }] = await admin()`select user_sync.status() as s`;
+        assert.deepEqual([s.missing, s.orphaned, s.drifted, s.open_errors], [0, 0, 0, 0], JSON.stringify(s));
+        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;
+        assert.equal(n, UNHEALED, `${n} of the ${UNHEALED} healed profiles, in ${calls} calls`);
+      });
+    } finally {
+      await auth?.end({ timeout: 2 });
+      await sql?.end({ timeout: 2 });
+      await db.stop().catch(() => {});
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
