@@ -134,25 +134,24 @@ Deno.test({
   async fn() {
     const sql = adminDb(2);
     const prefix = "4ea20000-0000-4000-8000-";
-    // The last of the 50 in the batch's order (the table's physical order).
     const victim = `${prefix}000000000032`;
     try {
       await sql`select user_sync.reconcile(false, 'test')`;
       await seedMissing(sql, prefix, 50);
-      // Auth deletes the user (another session, committed) while reconcile writes the
-      // batch: after the statement's snapshot, before the batch reaches that user.
+      // Auth deletes the user (another session, committed) as reconcile's first insert
+      // statement starts: after the statement's snapshot, before it reads any row.
       await sql.unsafe(`
         create or replace function public.test_delete_in_flight() returns trigger language plpgsql as $$
         begin
-          if new.id <> '${victim}' and current_setting('test.deleted_in_flight', true) is distinct from 'yes' then
+          if current_setting('test.deleted_in_flight', true) is distinct from 'yes' then
             perform set_config('test.deleted_in_flight', 'yes', true);
             perform extensions.dblink_exec(format('host=127.0.0.1 port=%s dbname=postgres user=supabase_admin password=postgres',
-              current_setting('port')), 'delete from auth.users where id = ''${victim}''');
+              current_setting('port')), 'set lock_timeout = ''5s''; delete from auth.users where id = ''${victim}''');
           end if;
-          return new;
+          return null;
         end $$;
         create trigger test_delete_in_flight before insert on public.users
-          for each row execute function public.test_delete_in_flight();`);
+          for each statement execute function public.test_delete_in_flight();`);
       const [{ r }] = await sql`select user_sync.reconcile(false, 'test') as r`;
       assert.equal(r.complete, true, JSON.stringify(r));
       assert.equal(r.errors, 0, JSON.stringify(r));
@@ -199,6 +198,10 @@ Deno.test({
           for each row execute function public.test_slow_profile();`);
       const running = sql.begin(async (tx) => {
         await tx`set local user_sync.reconcile_batch_rows = 100000`;
+        // The rows in the table's order (no hash join, whose output order is its own), so
+        // that the statement has inserted the profile of `changed` before it reaches `slow`.
+        await tx`set local enable_hashjoin = off`;
+        await tx`set local enable_mergejoin = off`;
         return (await tx`select user_sync.reconcile(false, 'test') as r`)[0].r;
       });
       await sleep(250);

@@ -2,10 +2,30 @@
 // the scenario at the first failed setup step, users left without a profile behind the
 // trigger's back, and a heal driven in bounded calls until its pass is complete.
 import assert from "node:assert/strict";
-import type { Sql } from "../_support/db.ts";
+import type { Cluster } from "../_support/cluster.ts";
+import { connect, type Sql } from "../_support/db.ts";
 
 /** Every scenario runs on its own cluster, one file after another. */
 export const PORT = Number(Deno.env.get("USER_SYNC_UPGRADE_DB_PORT") || "54360");
+
+/** The last migration of each release since 0.2.0 (CHANGELOG.md). */
+export const LAST_MIGRATION_OF = {
+  "0.2.0": "20261129170200",
+  "0.3.0": "20261129200000",
+  "0.4.0": "20261129210100",
+} as const;
+
+/**
+ * A release installed as its users installed it (`supabase db push` of every migration up
+ * to its last) on the scenario's cluster; answers an admin connection to it.
+ */
+export async function installRelease(db: Cluster, work: string, version: keyof typeof LAST_MIGRATION_OF): Promise<Sql> {
+  await db.installReleased(work, (file) => file.split("_")[0] <= LAST_MIGRATION_OF[version]);
+  const sql = connect("supabase_admin", { port: PORT, max: 2, app: `user-sync-upgrade-${version}` });
+  const [{ v }] = await sql`select user_sync.version() as v`;
+  assert.equal(v, version);
+  return sql;
+}
 
 /** Users without a profile when a heal starts: more than one bounded call can examine. */
 export const UNHEALED = 30_000;

@@ -13,11 +13,9 @@
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
-import { asAuth, connect, insertAuthUser, type Sql } from "../_support/db.ts";
-import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
+import { asAuth, insertAuthUser, type Sql } from "../_support/db.ts";
+import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
-/** The last migration of 0.2.0 (CHANGELOG "0.2.0"). */
-const LAST_OF_020 = "20261129170200";
 
 Deno.test({
   name: "upgrade: 0.2.0 with role stamps and an unfinished heal, then today's migrations",
@@ -34,10 +32,7 @@ Deno.test({
     let staleCopy: Record<string, unknown> = {};
     try {
       await setup("0.2.0 installed with supabase db push (every migration up to its last)", async () => {
-        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_020);
-        sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-020" });
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.equal(v, "0.2.0");
+        sql = await installRelease(db, work, "0.2.0");
       });
 
       await setup("0.2.0's data: a role change it stamped, and GoTrue's copy of the metadata from before", async () => {

@@ -9,11 +9,9 @@
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
-import { connect, type Sql } from "../_support/db.ts";
-import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
+import type { Sql } from "../_support/db.ts";
+import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
-/** The last migration of 0.3.0 (CHANGELOG "0.3.0"). */
-const LAST_OF_030 = "20261129200000";
 
 Deno.test({
   name: "upgrade: 0.3.0 with a heal stopped in the middle of its walk, then today's migrations",
@@ -29,10 +27,7 @@ Deno.test({
     let startedBefore = "";
     try {
       await setup("0.3.0 installed with supabase db push (every migration up to its last)", async () => {
-        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_030);
-        sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-030" });
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.equal(v, "0.3.0");
+        sql = await installRelease(db, work, "0.3.0");
       });
 
       await setup(`0.3.0's data: ${UNHEALED.toLocaleString("en-US")} users without a profile, a heal stopped mid-walk`, async () => {

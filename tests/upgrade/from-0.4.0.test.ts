@@ -10,10 +10,8 @@
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { connect, type Sql } from "../_support/db.ts";
-import { healUntilComplete, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
+import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
-/** The last migration of 0.4.0 (CHANGELOG "0.4.0"). */
-const LAST_OF_040 = "20261129210100";
 
 /** A sign-up as GoTrue writes it, on Auth's own connection. */
 async function signUp(auth: Sql, id: string, name: string) {
@@ -36,10 +34,7 @@ Deno.test({
     const admin = () => sql!;
     try {
       await setup("0.4.0 installed with supabase db push (every migration up to its last)", async () => {
-        await db.installReleased(work, (file) => file.split("_")[0] <= LAST_OF_040);
-        sql = connect("supabase_admin", { port: PORT, max: 2, app: "user-sync-upgrade-040" });
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.equal(v, "0.4.0");
+        sql = await installRelease(db, work, "0.4.0");
       });
 
       await setup("Auth's connection signs users up through 0.4.0's trigger; a heal stops unfinished", async () => {
