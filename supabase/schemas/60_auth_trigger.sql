@@ -71,6 +71,24 @@ comment on function user_sync.profile_locked_by_waiter(uuid) is
   'Whether a transaction holding the profile row lock of this user (xmax or a MultiXact member) waits, directly or behind others, for the calling transaction. Never raises.';
 revoke execute on function user_sync.profile_locked_by_waiter(uuid) from public, anon, authenticated;
 
+-- A profile an auth.users trigger could not sync: recorded in user_sync.errors for
+-- reconcile and raised as a WARNING, never as an error (record_error swallows its own
+-- failure). One home for what every trigger path does when it gives up.
+create or replace function user_sync.record_unsynced(p_user_id uuid, p_state text, p_message text, p_detail text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform user_sync.record_error(p_user_id, 'trigger', p_state, p_message, p_detail);
+  raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
+    p_user_id, p_state, p_message;
+end
+$$;
+comment on function user_sync.record_unsynced(uuid, text, text, text) is
+  'Records a profile an auth.users trigger could not sync (user_sync.errors, source trigger) and raises a WARNING saying the next reconcile heals it.';
+revoke execute on function user_sync.record_unsynced(uuid, text, text, text) from public, anon, authenticated;
+
 -- What is left of this transaction's 2 s of lock waits: the transaction-local setting
 -- user_sync.lock_budget_ms, which anyone could set, read without a cast that could fail.
 create or replace function user_sync.lock_budget_ms() returns integer
@@ -130,9 +148,7 @@ begin
     v_slice_ms := 200;
   end loop;
   -- Not synced (an error, or the lock budget spent): record it, heal later.
-  perform user_sync.record_error(p_user_id, 'trigger', v_state, v_message, v_detail);
-  raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-    p_user_id, v_state, v_message;
+  perform user_sync.record_unsynced(p_user_id, v_state, v_message, v_detail);
 exception when others or query_canceled then
   -- Never fail the auth write, not even for a broken error log.
   raise warning 'user_sync: profile of user % not synced (%); the next reconcile will heal it', p_user_id, sqlerrm;
@@ -191,9 +207,7 @@ begin
         discard plans;
         continue;
       end if;
-      perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-      raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-        new.id, v_state, v_message;
+      perform user_sync.record_unsynced(new.id, v_state, v_message, null);
       return new;
     end;
   end loop;
@@ -241,9 +255,7 @@ begin
   end loop;
 
   if v_state = '57014' then
-    perform user_sync.record_error(new.id, 'trigger', v_state, v_message, null);
-    raise warning 'user_sync: profile of user % not synced (%: %); the next reconcile will heal it',
-      new.id, v_state, v_message;
+    perform user_sync.record_unsynced(new.id, v_state, v_message, null);
     return null;
   end if;
   if v_state = '55P03' then

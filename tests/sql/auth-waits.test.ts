@@ -5,7 +5,7 @@
 // table's foreign key or an admin's role change would.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { dbUrl } from "../_support/db.ts";
+import { dbUrl, insertAuthUser } from "../_support/db.ts";
 
 const ADMIN_DB_URL = dbUrl("supabase_admin");
 const AUTH_DB_URL = dbUrl("supabase_auth_admin");
@@ -84,10 +84,14 @@ Deno.test("Auth waits on us at most 2 s per transaction, fails never", async (t)
       const auth = session(AUTH_DB_URL);
       try {
         const t0 = performance.now();
-        await auth`
-          insert into users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-          values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`signup.${id}@example.com`},
-                  '{"provider": "email", "providers": ["email"]}', '{"full_name": "Locked Role"}', now(), now())`;
+        await auth.begin((tx) =>
+          insertAuthUser(tx, {
+            id,
+            email: `signup.${id}@example.com`,
+            appMeta: { provider: "email", providers: ["email"] },
+            userMeta: { full_name: "Locked Role" },
+          })
+        );
         const ms = performance.now() - t0;
         assert.ok(ms < 2500, `the sign-up waited ${Math.round(ms)} ms`);
         assert.ok(ms >= 1900, `it waited the budget, not less (${Math.round(ms)} ms): the role's row is locked`);
@@ -158,10 +162,12 @@ Deno.test("Auth waits on us at most 2 s per transaction, fails never", async (t)
         const t0 = performance.now();
         await auth.begin(async (tx) => {
           await tx`set local statement_timeout = '300ms'`;
-          await tx`
-            insert into users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-            values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`slow.${id}@example.com`},
-                    '{"provider": "email", "providers": ["email"]}', '{"full_name": "Slow Profile"}', now(), now())`;
+          await insertAuthUser(tx, {
+            id,
+            email: `slow.${id}@example.com`,
+            appMeta: { provider: "email", providers: ["email"] },
+            userMeta: { full_name: "Slow Profile" },
+          });
         });
         const ms = performance.now() - t0;
         assert.ok(ms < 900, `the sign-up took ${Math.round(ms)} ms: the sync did not start over after the timeout`);

@@ -9,17 +9,20 @@
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
-import { connect, type Sql } from "../_support/db.ts";
+import { connect, insertAuthUser, type Sql } from "../_support/db.ts";
 import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
 
 
-/** A sign-up as GoTrue writes it, on Auth's own connection. */
-async function signUp(auth: Sql, id: string, name: string) {
-  await auth`
-    insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-    values ('00000000-0000-0000-0000-000000000000', ${id}, 'authenticated', 'authenticated', ${`${name}@upgrade.test`},
-            '{"provider": "email", "providers": ["email"]}', ${auth.json({ full_name: name })}, now(), now())`;
-}
+/** A sign-up as GoTrue writes it, on Auth's own connection (one session: its cached plans). */
+const signUp = (auth: Sql, id: string, name: string) =>
+  auth.begin((tx) =>
+    insertAuthUser(tx, {
+      id,
+      email: `${name.replace(" ", "")}@upgrade.test`,
+      appMeta: { provider: "email", providers: ["email"] },
+      userMeta: { full_name: name },
+    })
+  );
 
 Deno.test({
   name: "upgrade: 0.4.0 with Auth's connection open and a heal unfinished, then today's migrations",
