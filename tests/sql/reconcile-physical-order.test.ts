@@ -11,7 +11,7 @@
 //      by the pass after it at the latest;
 //   4. however many rows were written since the last pass, and wherever they sit (a bulk
 //      update puts every new version together), one batch takes at most its share of
-//      them (user_sync.reconcile_batch_writes; ten times as many compared): a bounded call
+//      them (user_sync.reconcile_batch_writes; eight times as many compared): a bounded call
 //      stays bounded.
 import assert from "node:assert/strict";
 import postgres from "postgres";
