@@ -89,6 +89,7 @@ Deno.test({
         await upsertVaultSecret(sql, "user_sync_secret_key", api.serviceRoleKey);
         await sql`delete from public.users where id = ${ids[2]}`;
         const [{ last }] = await sql`select coalesce(max(id), 0) as last from user_sync.runs`;
+        const [{ lastResponse }] = await admin`select coalesce(max(id), 0) as "lastResponse" from net._http_response`;
         const run = await waitFor("a cron run of sync-all", CRON_WAIT_MS, async () => {
           const [r] = await sql`select * from user_sync.runs where id > ${last} and source = 'cron' and status <> 'running' order by id limit 1`;
           return r;
@@ -97,7 +98,11 @@ Deno.test({
         assert.ok(Number(run.inserted) >= 1, "the cron run inserted the missing profile");
         const [p] = await sql`select name from public.users where id = ${ids[2]}`;
         assert.equal(p?.name, "E2E User 2", "the profile is back");
-        const [r] = await admin`select status_code from net._http_response order by created desc limit 1`;
+        // pg_net records the response after sync-all has answered, so after the run row: wait for it.
+        const r = await waitFor("pg_net's record of the cron's call", CRON_WAIT_MS, async () => {
+          const [row] = await admin`select status_code from net._http_response where id > ${lastResponse} order by id limit 1`;
+          return row;
+        });
         assert.equal(r.status_code, 200, "pg_net delivered the call and sync-all answered 200");
       });
 
