@@ -112,3 +112,28 @@ export async function asAuth(sql: Sql, fn: (tx: Sql) => Promise<unknown>): Promi
     await fn(tx as unknown as Sql);
   });
 }
+
+/**
+ * Runs fn with an app's trigger on public.users (BEFORE INSERT, for each row or
+ * statement) whose plpgsql body is `body`; the trigger and its function are dropped
+ * afterwards, whatever happens. For tests that make a profile write slow or racy.
+ */
+export async function withProfileTrigger<T>(
+  sql: postgres.Sql | Sql,
+  trigger: { name: string; level: "row" | "statement"; body: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const fnName = `public.${trigger.name}`;
+  await sql.unsafe(`
+    create or replace function ${fnName}() returns trigger language plpgsql as $body$
+    begin
+      ${trigger.body}
+    end $body$;
+    create trigger ${trigger.name} before insert on public.users
+      for each ${trigger.level} execute function ${fnName}();`);
+  try {
+    return await fn();
+  } finally {
+    await sql.unsafe(`drop trigger if exists ${trigger.name} on public.users; drop function if exists ${fnName}();`);
+  }
+}

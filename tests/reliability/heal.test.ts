@@ -21,6 +21,7 @@ import {
 } from "../functions/_helpers.ts";
 import { adminDb, envInt, figures, sleep, type Sql, syncStatus, waitFor } from "./_shared.ts";
 import { driveHeal, type ReconcileReport } from "../../supabase/functions/_shared/heal.ts";
+import { withProfileTrigger } from "../_support/db.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const HEAL_USERS = envInt("USER_SYNC_HEAL_TEST_USERS", 20_000);
@@ -140,32 +141,30 @@ Deno.test({
       await seedMissing(sql, prefix, 50);
       // Auth deletes the user (another session, committed) as reconcile's first insert
       // statement starts: after the statement's snapshot, before it reads any row.
-      await sql.unsafe(`
-        create or replace function public.test_delete_in_flight() returns trigger language plpgsql as $$
-        begin
+      const deleteInFlight = {
+        name: "test_delete_in_flight",
+        level: "statement" as const,
+        body: `
           if current_setting('test.deleted_in_flight', true) is distinct from 'yes' then
             perform set_config('test.deleted_in_flight', 'yes', true);
             perform extensions.dblink_exec(format('host=127.0.0.1 port=%s dbname=postgres user=supabase_admin password=postgres',
               current_setting('port')), 'set lock_timeout = ''5s''; delete from auth.users where id = ''${victim}''');
           end if;
-          return null;
-        end $$;
-        create trigger test_delete_in_flight before insert on public.users
-          for each statement execute function public.test_delete_in_flight();`);
-      const [{ r }] = await sql`select user_sync.reconcile(false, 'test') as r`;
+          return null;`,
+      };
+      const r = await withProfileTrigger(sql, deleteInFlight, async () =>
+        (await sql`select user_sync.reconcile(false, 'test') as r`)[0].r as ReconcileReport);
       assert.equal(r.complete, true, JSON.stringify(r));
       assert.equal(r.errors, 0, JSON.stringify(r));
       assert.equal(r.inserted, 49, "the other 49 of the batch are inserted");
       assert.equal((await sql`select count(*)::int as n from auth.users where id = ${victim}`)[0].n, 0, "the user is gone");
       assert.equal(await countProfiles(sql, prefix), 49, "and has no profile");
       assert.equal(
-        (await sql`select count(*)::int as n from user_sync.errors where run_id = ${r.run_id}`)[0].n,
+        (await sql`select count(*)::int as n from user_sync.errors where run_id = ${r.run_id!}`)[0].n,
         0,
         "nothing is recorded: a deleted user is not a failure",
       );
     } finally {
-      await sql.unsafe(`drop trigger if exists test_delete_in_flight on public.users;
-                        drop function if exists public.test_delete_in_flight();`);
       await cleanup(sql, prefix);
       await sql`select user_sync.reconcile(false, 'test')`;
       await sql.end({ timeout: 1 });
@@ -188,28 +187,29 @@ Deno.test({
       await seedMissing(sql, prefix, 50);
       // The batch takes its time on a later user of the same statement (an app's trigger),
       // the profile of `changed` inserted and not committed.
-      await sql.unsafe(`
-        create or replace function public.test_slow_profile() returns trigger language plpgsql as $$
-        begin
+      const slowProfile = {
+        name: "test_slow_profile",
+        level: "row" as const,
+        body: `
           if new.id = '${slow}' then perform pg_sleep(0.6); end if;
-          return new;
-        end $$;
-        create trigger test_slow_profile before insert on public.users
-          for each row execute function public.test_slow_profile();`);
-      const running = sql.begin(async (tx) => {
-        await tx`set local user_sync.reconcile_batch_rows = 100000`;
-        // The rows in the table's order (no hash join, whose output order is its own), so
-        // that the statement has inserted the profile of `changed` before it reaches `slow`.
-        await tx`set local enable_hashjoin = off`;
-        await tx`set local enable_mergejoin = off`;
-        return (await tx`select user_sync.reconcile(false, 'test') as r`)[0].r;
+          return new;`,
+      };
+      const { r, authMs } = await withProfileTrigger(sql, slowProfile, async () => {
+        const running = sql.begin(async (tx) => {
+          await tx`set local user_sync.reconcile_batch_rows = 100000`;
+          // The rows in the table's order (no hash join, whose output order is its own), so
+          // that the statement has inserted the profile of `changed` before it reaches `slow`.
+          await tx`set local enable_hashjoin = off`;
+          await tx`set local enable_mergejoin = off`;
+          return (await tx`select user_sync.reconcile(false, 'test') as r`)[0].r as ReconcileReport;
+        });
+        await sleep(250);
+        // Meanwhile Auth changes the phone (a key of auth.users); its trigger syncs the profile.
+        const t0 = performance.now();
+        await auth`update auth.users set phone = '15550005555', updated_at = now() where id = ${changed}`;
+        const authMs = performance.now() - t0;
+        return { r: await running, authMs }; // before 0.5.0: 40P01 deadlock detected, the call rolled back
       });
-      await sleep(250);
-      // Meanwhile Auth changes the phone (a key of auth.users); its trigger syncs the profile.
-      const t0 = performance.now();
-      await auth`update auth.users set phone = '15550005555', updated_at = now() where id = ${changed}`;
-      const authMs = performance.now() - t0;
-      const r = await running; // before 0.5.0: 40P01 deadlock detected, the call rolled back
       assert.equal(r.complete, true, JSON.stringify(r));
       assert.equal(r.errors, 0, JSON.stringify(r));
       assert.ok(authMs < 2500, `the phone change waited ${Math.round(authMs)} ms`);
@@ -227,8 +227,6 @@ Deno.test({
         "no open error",
       );
     } finally {
-      await sql.unsafe(`drop trigger if exists test_slow_profile on public.users;
-                        drop function if exists public.test_slow_profile();`);
       await cleanup(sql, prefix);
       await sql`select user_sync.reconcile(false, 'test')`;
       await Promise.all([sql.end({ timeout: 1 }), auth.end({ timeout: 1 })]);

@@ -5,7 +5,7 @@
 // table's foreign key or an admin's role change would.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { dbUrl, insertAuthUser } from "../_support/db.ts";
+import { dbUrl, insertAuthUser, withProfileTrigger } from "../_support/db.ts";
 
 const ADMIN_DB_URL = dbUrl("supabase_admin");
 const AUTH_DB_URL = dbUrl("supabase_auth_admin");
@@ -149,31 +149,31 @@ Deno.test("Auth waits on us at most 2 s per transaction, fails never", async (t)
     await t.step("a statement_timeout while a sign-up's profile is written stops the sync there, the sign-up goes through", async () => {
       const id = `ae17${crypto.randomUUID().slice(4)}`;
       // An app's trigger on public.users that takes a second for this user.
-      await sql.unsafe(`
-        create function public.ae17_slow_profile() returns trigger language plpgsql as $$
-        begin
+      const slowProfile = {
+        name: "ae17_slow_profile",
+        level: "row" as const,
+        body: `
           if new.email like 'slow.%' then perform pg_sleep(1); end if;
-          return new;
-        end $$;
-        create trigger ae17_slow_profile before insert on public.users
-          for each row execute function public.ae17_slow_profile();`);
+          return new;`,
+      };
       const auth = session(AUTH_DB_URL);
       try {
-        const t0 = performance.now();
-        await auth.begin(async (tx) => {
-          await tx`set local statement_timeout = '300ms'`;
-          await insertAuthUser(tx, {
-            id,
-            email: `slow.${id}@example.com`,
-            appMeta: { provider: "email", providers: ["email"] },
-            userMeta: { full_name: "Slow Profile" },
+        const ms = await withProfileTrigger(sql, slowProfile, async () => {
+          const t0 = performance.now();
+          await auth.begin(async (tx) => {
+            await tx`set local statement_timeout = '300ms'`;
+            await insertAuthUser(tx, {
+              id,
+              email: `slow.${id}@example.com`,
+              appMeta: { provider: "email", providers: ["email"] },
+              userMeta: { full_name: "Slow Profile" },
+            });
           });
+          return performance.now() - t0;
         });
-        const ms = performance.now() - t0;
         assert.ok(ms < 900, `the sign-up took ${Math.round(ms)} ms: the sync did not start over after the timeout`);
       } finally {
         await auth.end();
-        await sql.unsafe(`drop trigger ae17_slow_profile on public.users; drop function public.ae17_slow_profile();`);
       }
       assert.equal((await sql`select count(*)::int as n from auth.users where id = ${id}`)[0].n, 1, "the sign-up went through");
       assert.deepEqual((await openErrors(sql, id)).map((e) => e.sqlstate), ["57014"], "the cancel is recorded");
