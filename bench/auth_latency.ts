@@ -16,7 +16,9 @@
 // run whose transactions pick at random between auth.users with our triggers and its twin
 // bench.auth_users_twin (same columns, indexes and rows; the guide's trigger on it, writing
 // bench.profiles_twin), so both sides see the same moment of the machine; the ratio is of the
-// mean latencies of each side's transactions.
+// mean latencies of each side's transactions. The interleaved runs are made twice: with
+// synchronous_commit = off (the triggers' CPU: the goal's figure here) and with it on, as
+// the hosted platform commits (each commit waits for its WAL flush): what Auth sees there.
 //
 // Run by `npm run bench` (scripts/bench.sh, on its own fresh cluster); alone:
 //   npm run bench -- --only-auth-latency
@@ -215,7 +217,7 @@ interface Interleaved {
   twin_tx: number;
   ratio: number;
 }
-async function interleaved(script: string, seconds: number): Promise<Interleaved> {
+async function interleaved(script: string, seconds: number, commits: "unflushed" | "flushed"): Promise<Interleaved> {
   const dir = Deno.makeTempDirSync({ prefix: "auth-latency-" });
   const text = readFileSync(`${ROOT}bench/sql/${script}`, "utf8");
   writeFileSync(`${dir}/ours.pgbench`, text);
@@ -227,7 +229,7 @@ async function interleaved(script: string, seconds: number): Promise<Interleaved
       "-h", "127.0.0.1", "-p", String(DB_PORT), "-U", "supabase_auth_admin", "postgres",
     ],
     cwd: dir,
-    env: { PGPASSWORD: "postgres", PGOPTIONS: "-c synchronous_commit=off" },
+    env: { PGPASSWORD: "postgres", PGOPTIONS: `-c synchronous_commit=${commits === "flushed" ? "on" : "off"}` },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -252,11 +254,14 @@ async function interleaved(script: string, seconds: number): Promise<Interleaved
 await triggers(ours);
 const interleavedSeconds = ROUNDS * SECONDS;
 const before = await missing();
-const signupInterleaved = await interleaved("auth_signup.pgbench", interleavedSeconds);
+const signupInterleaved = await interleaved("auth_signup.pgbench", interleavedSeconds, "unflushed");
 check("sign-up with our triggers (interleaved)", (await missing()) === before,
   `${signupInterleaved.ours_tx} sign-ups with our triggers, ${(await missing()) - before} of them without a profile`);
-const signinInterleaved = await interleaved("auth_signin.pgbench", interleavedSeconds);
+const signinInterleaved = await interleaved("auth_signin.pgbench", interleavedSeconds, "unflushed");
 log(`interleaved: sign-up ours ${signupInterleaved.ours_us} µs, guide ${signupInterleaved.twin_us} µs (${signupInterleaved.ratio}); sign-in ours ${signinInterleaved.ours_us} µs, none ${signinInterleaved.twin_us} µs (${signinInterleaved.ratio})`);
+const signupFlushed = await interleaved("auth_signup.pgbench", interleavedSeconds, "flushed");
+const signinFlushed = await interleaved("auth_signin.pgbench", interleavedSeconds, "flushed");
+log(`interleaved, commits flushed: sign-up ${signupFlushed.ours_us} vs ${signupFlushed.twin_us} µs (${signupFlushed.ratio}); sign-in ${signinFlushed.ours_us} vs ${signinFlushed.twin_us} µs (${signinFlushed.ratio})`);
 
 
 // sign-up
@@ -341,6 +346,7 @@ const results = {
     seconds: interleavedSeconds,
     signup_vs_guide: signupInterleaved,
     signin_vs_none: signinInterleaved,
+    commits_flushed: { signup_vs_guide: signupFlushed, signin_vs_none: signinFlushed },
   },
   checks,
 };
@@ -377,9 +383,13 @@ triggers or its twin \`bench.auth_users_twin\`: same columns, indexes and rows, 
 |---|---|---|---|---|---|
 | sign-up | ${signupInterleaved.ours_us} µs (${fmt(signupInterleaved.ours_tx)} tx) | the guide's trigger ${signupInterleaved.twin_us} µs (${fmt(signupInterleaved.twin_tx)} tx) | ${signupInterleaved.ratio} | ≥ 0.85 | ${met(signupInterleaved.ratio)} |
 | sign-in | ${signinInterleaved.ours_us} µs (${fmt(signinInterleaved.ours_tx)} tx) | no trigger ${signinInterleaved.twin_us} µs (${fmt(signinInterleaved.twin_tx)} tx) | ${signinInterleaved.ratio} | ≥ 0.85 | ${met(signinInterleaved.ratio)} |
+| sign-up, commits flushed (the platform's synchronous_commit = on) | ${signupFlushed.ours_us} µs (${fmt(signupFlushed.ours_tx)} tx) | the guide's trigger ${signupFlushed.twin_us} µs (${fmt(signupFlushed.twin_tx)} tx) | ${signupFlushed.ratio} | | |
+| sign-in, commits flushed | ${signinFlushed.ours_us} µs (${fmt(signinFlushed.ours_tx)} tx) | no trigger ${signinFlushed.twin_us} µs (${fmt(signinFlushed.twin_tx)} tx) | ${signinFlushed.ratio} | | |
 
 Checks: ${checks.filter((c) => c.ok).length} of ${checks.length} passed (${checks.map((c) => `${c.scenario}: ${c.detail}`).join("; ")}).
-Medians of per-round ratios; commits with synchronous_commit = off (the triggers' CPU, not the disk).
+Medians of per-round ratios; commits with synchronous_commit = off (the triggers' CPU, not the disk), except
+the two rows marked flushed: there each commit waits for its WAL flush, as on the hosted platform, so the disk
+adds the same time to both sides. The goal is held against the unflushed figures.
 Raw figures: [auth_latency.json](auth_latency.json).
 <!-- auth-latency:end -->
 `;

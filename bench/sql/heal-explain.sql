@@ -24,6 +24,15 @@ select format('(%s,65535)', :pblocks - 1) as upto_profiles \gset
 select horizon::text as since from user_sync.reconcile_progress where not dry_run \gset
 select (pg_current_xact_id()::text::bigint - :'since'::bigint) as age \gset
 
+-- Written once, used twice each below: the insert of reconcile (the columns of
+-- user_sync.expected_profile plus the two stamps) and the id merge of 1% of the id space.
+select string_agg(quote_ident(a.attname), ', ' order by a.attnum) as expected_columns
+from pg_attribute a where a.attrelid = 'user_sync.expected_profile'::regclass and a.attnum > 0 and not a.attisdropped \gset
+select string_agg('d.' || quote_ident(a.attname), ', ' order by a.attnum) as expected_values
+from pg_attribute a where a.attrelid = 'user_sync.expected_profile'::regclass and a.attnum > 0 and not a.attisdropped \gset
+\set insert_profiles 'insert into public.users (' :expected_columns ', updated_at, synced_at) select ' :expected_values ', now(), now()'
+\set id_merge 'select coalesce(array_agg(a.id) filter (where p.id is null), \'{}\'), coalesce(array_agg(p.id) filter (where a.id is null), \'{}\') from (select au.id from auth.users au where au.id <= \'028f5c28-ffff-ffff-ffff-ffffffffffff\') a full join (select u.id from public.users u where u.id <= \'028f5c28-ffff-ffff-ffff-ffffffffffff\') p on p.id = a.id where a.id is null or p.id is null'
+
 \echo '== no-op, phase auth: one stretch of auth.users in physical order (TID Range Scan) =='
 explain (analyze, buffers)
 select count(*), coalesce(array_agg(au.id) filter (where age(au.xmin) <= :age), '{}')
@@ -36,16 +45,13 @@ from public.users u where u.ctid > '(0,0)' and u.ctid <= :'upto_profiles';
 
 \echo '== no-op, phase ids: one id range of both primary keys (index-only merge, 1% of the id space) =='
 set enable_hashjoin = off; set enable_nestloop = off; set enable_mergejoin = on;
-explain (analyze, buffers)
-select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
-       coalesce(array_agg(p.id) filter (where a.id is null), '{}')
-from (select au.id from auth.users au where au.id <= '028f5c28-ffff-ffff-ffff-ffffffffffff') a
-full join (select u.id from public.users u where u.id <= '028f5c28-ffff-ffff-ffff-ffffffffffff') p on p.id = a.id
-where a.id is null or p.id is null;
+explain (analyze, buffers) :id_merge;
 reset enable_hashjoin; reset enable_nestloop; reset enable_mergejoin;
 
 \echo '== cold heal: the FK-insert floor for the users of one stretch of about 20,000 users =='
 select format('(%s,65535)', (20000 / (reltuples / relpages))::bigint - 1) as upto_cold from pg_class where oid = 'auth.users'::regclass \gset
+-- The profiles of that stretch's users removed, without our triggers (used twice below).
+\set remove_cold_profiles 'set local session_replication_role = replica; delete from public.users where id in (select au.id from auth.users au where au.ctid > \'(0,0)\' and au.ctid <= ' :'upto_cold' '); set local session_replication_role = origin;'
 begin;
 explain (analyze, buffers)
 insert into bench.scratch_fk select id, email from auth.users au where au.ctid > '(0,0)' and au.ctid <= :'upto_cold';
@@ -53,40 +59,32 @@ rollback;
 
 \echo '== cold heal: the same users, their profiles missing: plan (TID range + lookups) and insert step =='
 begin;
-set local session_replication_role = replica;
-delete from public.users where id in (select au.id from auth.users au where au.ctid > '(0,0)' and au.ctid <= :'upto_cold');
-set local session_replication_role = origin;
+:remove_cold_profiles
 set local enable_nestloop = off; set local enable_mergejoin = off;
-explain (analyze, buffers) select auth_users, cardinality(missing) from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null);
-create temp table cold_missing on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null);
+explain (analyze, buffers) select auth_users, cardinality(missing) from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null, 100000);
+create temp table cold_missing on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null, 100000);
 select format($q$explain (analyze, buffers)
   with done as (
-    insert into public.users (id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-                              email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at)
-    select d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
-           d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), now()
+    %s
     from (%s where au.ctid > '(0,0)' and au.ctid <= %L) d
     where d.id = any(%L)
     on conflict (id) do nothing
     returning xmin)
-  select count(*) from done$q$, user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing)) as q \gset
+  select count(*) from done$q$, :'insert_profiles', user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing)) as q \gset
 :q;
 rollback;
 
 \echo '== cold heal: what the profile table itself costs: the same rows into public.users without its trigram indexes and triggers =='
 begin;
+:remove_cold_profiles
 set local session_replication_role = replica;
-delete from public.users where id in (select au.id from auth.users au where au.ctid > '(0,0)' and au.ctid <= :'upto_cold');
 drop index public.users_email_trgm_idx;
 drop index public.users_name_trgm_idx;
-create temp table cold_missing2 on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null);
+create temp table cold_missing2 on commit drop as select missing from user_sync.reconcile_plan_auth('(0,0)', :'upto_cold', null, 100000);
 select format($q$explain (analyze, buffers)
-  insert into public.users (id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-                            email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at)
-  select d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
-         d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), now()
+  %s
   from (%s where au.ctid > '(0,0)' and au.ctid <= %L) d
-  where d.id = any(%L)$q$, user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing2)) as q \gset
+  where d.id = any(%L)$q$, :'insert_profiles', user_sync.expected_profiles_sql(), :'upto_cold', (select missing from cold_missing2)) as q \gset
 :q;
 rollback;
 
@@ -95,10 +93,5 @@ begin;
 set local session_replication_role = replica;
 update public.users set email = email where id in (select id from public.users order by hashtext(id::text || 'x') limit (select count(*) / 100 from public.users));
 set local enable_hashjoin = off; set local enable_nestloop = off; set local enable_mergejoin = on;
-explain (analyze, buffers)
-select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
-       coalesce(array_agg(p.id) filter (where a.id is null), '{}')
-from (select au.id from auth.users au where au.id <= '028f5c28-ffff-ffff-ffff-ffffffffffff') a
-full join (select u.id from public.users u where u.id <= '028f5c28-ffff-ffff-ffff-ffffffffffff') p on p.id = a.id
-where a.id is null or p.id is null;
+explain (analyze, buffers) :id_merge;
 rollback;
