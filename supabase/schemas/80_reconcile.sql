@@ -797,11 +797,10 @@ declare
     nullif(current_setting('user_sync.reconcile_batch_writes', true), '')::integer,
     least(greatest(round(v_target_ms * 8), 400), 2000)::integer), 1);
   v_max_candidates constant integer := 8 * v_max_writes;
+  v_walked_table regclass;
   v_walked_to tid;
   v_cut_short boolean;
   v_cut record;
-  v_missing uuid[];
-  v_drifted uuid[];
   v_sync_ts timestamptz;
   v_inserted bigint := 0;
   v_updated bigint := 0;
@@ -860,37 +859,44 @@ begin
       v_cut_short := false;
       if v_pass.phase in ('auth', 'profiles') then
         -- A stretch of a walk in physical order.
+        v_walked_table := case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass;
         select * into v_range from user_sync.reconcile_walk_range(
-          case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
+          v_walked_table,
           v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
         v_walked_to := v_range.upto;
-        if v_range.upto is not null and v_pass.phase = 'auth' then
-          select * into v_plan from user_sync.reconcile_plan_auth(
-            v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
+        if v_range.upto is not null then
+          -- Its candidates: the auth walk's users without a profile (missing) and with
+          -- one; the profile walk's profiles written since by someone else than reconcile.
+          if v_pass.phase = 'auth' then
+            select p.upto, p.auth_users as rows, p.missing, p.candidates into v_plan
+            from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since, v_max_candidates) p;
+          else
+            select p.upto, p.profiles as rows, '{}'::uuid[] as missing, p.candidates into v_plan
+            from user_sync.reconcile_plan_profiles(
+              v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates) p;
+          end if;
           -- Its writes: the missing profiles and the drifted ones, at most v_max_writes.
-          v_drifted := user_sync.reconcile_drifted(v_plan.candidates);
           select * into v_cut from user_sync.reconcile_cut_writes(
-            'auth.users', v_pass.walk_after, v_plan.upto, v_plan.auth_users, v_plan.missing, v_drifted, v_max_writes);
+            v_walked_table, v_pass.walk_after, v_plan.upto, v_plan.rows, v_plan.missing,
+            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
           v_walked_to := v_cut.upto;
           v_rows := v_cut.rows;
-          v_missing := v_cut.missing;
-          v_drifted := v_cut.drifted;
-          v_examined := v_examined + v_rows;
-          v_pass.examined := v_pass.examined + v_rows;
-          v_pass.auth_users := v_pass.auth_users + v_rows;
           v_written := 0;
           if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_missing);
-            v_updated := v_updated + cardinality(v_drifted);
+            v_inserted := v_inserted + cardinality(v_cut.missing);
+            v_updated := v_updated + cardinality(v_cut.drifted);
           else
             for v_step in
               select s.step, s.ids
-              from (values (1, 'insert', v_missing), (2, 'update', v_drifted)) s (n, step, ids)
+              from (values (1, 'insert', v_cut.missing), (2, 'update', v_cut.drifted)) s (n, step, ids)
               where cardinality(s.ids) > 0
               order by s.n
             loop
+              -- The auth walk's users are in its stretch of auth.users: re-read by tid range.
               select * into v_done from user_sync.reconcile_apply_isolating(
-                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_walked_to, v_run_id);
+                v_step.step, v_step.ids, v_sync_ts,
+                case when v_pass.phase = 'auth' then v_pass.walk_after end,
+                case when v_pass.phase = 'auth' then v_walked_to end, v_run_id);
               if v_step.step = 'insert' then
                 v_inserted := v_inserted + v_done.rows;
                 v_written := v_done.rows;
@@ -902,26 +908,12 @@ begin
               v_pass.written_xids := v_pass.written_xids || v_done.writers;
             end loop;
           end if;
-          -- Profiles: the users' (those still missing aside), after this batch's inserts.
-          v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_missing) + v_written;
-        elsif v_range.upto is not null then
-          select * into v_plan from user_sync.reconcile_plan_profiles(
-            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
-          select * into v_cut from user_sync.reconcile_cut_writes(
-            'public.users', v_pass.walk_after, v_plan.upto, v_plan.profiles, '{}',
-            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
-          v_walked_to := v_cut.upto;
-          v_rows := v_cut.rows;
-          v_drifted := v_cut.drifted;
-          if p_dry_run then
-            v_updated := v_updated + cardinality(v_drifted);
-          elsif cardinality(v_drifted) > 0 then
-            select * into v_done from user_sync.reconcile_apply_isolating(
-              'update', v_drifted, v_sync_ts, null, null, v_run_id);
-            v_updated := v_updated + v_done.rows;
-            v_errors := v_errors + v_done.failed;
-            v_pass.errors := v_pass.errors + v_done.failed;
-            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          if v_pass.phase = 'auth' then
+            v_examined := v_examined + v_rows;
+            v_pass.examined := v_pass.examined + v_rows;
+            v_pass.auth_users := v_pass.auth_users + v_rows;
+            -- Profiles: the users' (those still missing aside), after this batch's inserts.
+            v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_cut.missing) + v_written;
           end if;
         end if;
         -- The stretch ends early when it held more candidates or writes than a batch takes.
