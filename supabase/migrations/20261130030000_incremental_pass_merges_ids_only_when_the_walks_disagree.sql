@@ -453,15 +453,16 @@ begin
       -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
       -- nothing about the cost of a dense one; a stretch cut short at its candidates or
       -- writes, no more than the rows it kept: the rest was read for nothing). At most
-      -- 250,000 rows of a walk (pages the cache does not hold: ~0.7 s from disk), 100,000
-      -- ids of the merge (where writes took pages out of the visibility map, an id costs
-      -- heap reads on both sides).
+      -- 100,000 rows of a walk or ids of the merge: a stretch whose pages the cache does
+      -- not hold, or a merge range whose pages writes took out of the visibility map,
+      -- costs many times what the batch before it did (from disk, or while a checkpoint
+      -- or autovacuum competes), and a call overruns its budget by at most one batch.
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
       v_pass.batch_rows := least(greatest(round(
         case when v_rows is null then v_pass.batch_rows
              else least(v_pass.batch_rows, case when v_cut_short then 1 else 2 end * greatest(v_rows, 100)) end
         * least(greatest(v_target_ms / v_batch_ms, 0.1), case when v_cut_short then 1.0 else 2.0 end)), 200),
-        case when v_pass.phase = 'ids' then 100000 else 250000 end)::integer;
+        100000)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
