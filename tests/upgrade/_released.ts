@@ -62,3 +62,18 @@ export async function healUntilComplete(sql: Sql): Promise<number> {
   }
   return calls;
 }
+
+/** The upgrade itself, as users run it: today's migrations applied by the Supabase CLI. */
+export const PUSH_TODAY = "today's migrations applied by the Supabase CLI as postgres (db push)";
+export async function pushToday(db: Cluster, sql: Sql, from: keyof typeof LAST_MIGRATION_OF): Promise<void> {
+  await db.db("push");
+  const [{ v }] = await sql`select user_sync.version() as v`;
+  assert.notEqual(v, from);
+}
+
+/** A scenario's end, whatever happened: its connections closed, its cluster stopped, its files gone. */
+export async function endScenario(db: Cluster, work: string, ...conns: (Sql | undefined)[]): Promise<void> {
+  for (const c of conns) await c?.end({ timeout: 2 });
+  await db.stop().catch(() => {});
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+}

@@ -14,8 +14,17 @@
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { asAuth, insertAuthUser, type Sql } from "../_support/db.ts";
-import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
-
+import {
+  endScenario,
+  healUntilComplete,
+  installRelease,
+  PORT,
+  pushToday,
+  PUSH_TODAY,
+  seedUsersWithoutProfile,
+  setupSteps,
+  UNHEALED,
+} from "./_released.ts";
 
 Deno.test({
   name: "upgrade: 0.2.0 with role stamps and an unfinished heal, then today's migrations",
@@ -60,11 +69,7 @@ Deno.test({
         assert.ok(missing > 0, "profiles are still missing");
       });
 
-      await setup("today's migrations applied by the Supabase CLI as postgres (db push)", async () => {
-        await db.db("push");
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.notEqual(v, "0.2.0");
-      });
+      await setup(PUSH_TODAY, () => pushToday(db, admin(), "0.2.0"));
       if (!ok()) return;
 
       await t.step("0.2.0's stamp still decides: GoTrue's stale copy written back keeps the admin", async () => {
@@ -117,9 +122,7 @@ Deno.test({
         assert.equal(name, "Grade Up");
       });
     } finally {
-      await sql?.end({ timeout: 2 });
-      await db.stop().catch(() => {});
-      await Deno.remove(work, { recursive: true }).catch(() => {});
+      await endScenario(db, work, sql);
     }
   },
 });

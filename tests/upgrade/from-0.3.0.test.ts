@@ -10,8 +10,17 @@
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import type { Sql } from "../_support/db.ts";
-import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
-
+import {
+  endScenario,
+  healUntilComplete,
+  installRelease,
+  PORT,
+  pushToday,
+  PUSH_TODAY,
+  seedUsersWithoutProfile,
+  setupSteps,
+  UNHEALED,
+} from "./_released.ts";
 
 Deno.test({
   name: "upgrade: 0.3.0 with a heal stopped in the middle of its walk, then today's migrations",
@@ -41,11 +50,7 @@ Deno.test({
         startedBefore = p.started;
       });
 
-      await setup("today's migrations applied by the Supabase CLI as postgres (db push)", async () => {
-        await db.db("push");
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.notEqual(v, "0.3.0");
-      });
+      await setup(PUSH_TODAY, () => pushToday(db, admin(), "0.3.0"));
       if (!ok()) return;
 
       await t.step("the heal continues where 0.3.0 stopped and ends with every profile in place", async () => {
@@ -84,9 +89,7 @@ Deno.test({
         assert.ok(most <= 2000, `one batch wrote ${most} profiles, more than its 2,000`);
       });
     } finally {
-      await sql?.end({ timeout: 2 });
-      await db.stop().catch(() => {});
-      await Deno.remove(work, { recursive: true }).catch(() => {});
+      await endScenario(db, work, sql);
     }
   },
 });

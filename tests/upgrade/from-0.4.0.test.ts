@@ -10,8 +10,17 @@
 import assert from "node:assert/strict";
 import { cluster } from "../_support/cluster.ts";
 import { connect, insertAuthUser, type Sql } from "../_support/db.ts";
-import { healUntilComplete, installRelease, PORT, seedUsersWithoutProfile, setupSteps, UNHEALED } from "./_released.ts";
-
+import {
+  endScenario,
+  healUntilComplete,
+  installRelease,
+  PORT,
+  pushToday,
+  PUSH_TODAY,
+  seedUsersWithoutProfile,
+  setupSteps,
+  UNHEALED,
+} from "./_released.ts";
 
 /** A sign-up as GoTrue writes it, on Auth's own connection (one session: its cached plans). */
 const signUp = (auth: Sql, id: string, name: string) =>
@@ -50,11 +59,7 @@ Deno.test({
         assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
       });
 
-      await setup("today's migrations applied by the Supabase CLI as postgres (db push)", async () => {
-        await db.db("push");
-        const [{ v }] = await admin()`select user_sync.version() as v`;
-        assert.notEqual(v, "0.4.0");
-      });
+      await setup(PUSH_TODAY, () => pushToday(db, admin(), "0.4.0"));
       if (!ok()) return;
 
       await t.step("a sign-up on Auth's connection opened before the upgrade gets its profile at once", async () => {
@@ -74,10 +79,7 @@ Deno.test({
         assert.equal(n, UNHEALED, `${n} of the ${UNHEALED} healed profiles, in ${calls} calls`);
       });
     } finally {
-      await auth?.end({ timeout: 2 });
-      await sql?.end({ timeout: 2 });
-      await db.stop().catch(() => {});
-      await Deno.remove(work, { recursive: true }).catch(() => {});
+      await endScenario(db, work, auth, sql);
     }
   },
 });
