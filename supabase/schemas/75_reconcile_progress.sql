@@ -25,9 +25,11 @@ create table if not exists user_sync.reconcile_progress (
   batch_rows integer not null,
   last_full_compare_at timestamptz,
   updated_at timestamptz not null default now(),
-  phase text not null default 'auth' check (phase in ('auth', 'profiles', 'ids')),
+  phase text not null default 'auth',
   walk_after tid,
-  walk_blocks bigint
+  walk_blocks bigint,
+  walked_profiles bigint not null default 0,
+  constraint reconcile_progress_phase_check check (phase in ('auth', 'profiles', 'deleted', 'ids'))
 );
 comment on table user_sync.reconcile_progress is
   'The reconcile pass in progress (finished_at null) or the last finished one, per kind (dry_run). Bounded reconcile calls continue from here.';
@@ -52,9 +54,61 @@ comment on column user_sync.reconcile_progress.batch_rows is 'Auth users per bat
 comment on column user_sync.reconcile_progress.last_full_compare_at is 'Start of the last finished full comparison (user_sync.config.full_compare_every).';
 comment on column user_sync.reconcile_progress.updated_at is 'Last call that moved the pass.';
 comment on column user_sync.reconcile_progress.phase is
-  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), ids (merging the ids of both primary keys).';
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), ids (merging the ids of both primary keys).';
 comment on column user_sync.reconcile_progress.walk_after is 'The walk in progress (phases auth, profiles): the last tid examined; null before its first batch.';
 comment on column user_sync.reconcile_progress.walk_blocks is
   'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
+comment on column user_sync.reconcile_progress.walked_profiles is
+  'Profiles seen by the walk of public.users so far: when it equals the auth users the walk of auth.users saw, less the profiles logged as deleted, an incremental pass has nothing for the id merge.';
 revoke all on user_sync.reconcile_progress from public, anon, authenticated;
 grant select on user_sync.reconcile_progress to service_role;
+
+-- -----------------------------------------------------------------------------
+-- Profiles deleted while their auth user stays (by hand, by an app, a restore under
+-- session_replication_role = replica: the trigger fires always): logged, so that an
+-- incremental reconcile pass inserts them again without merging every id of both
+-- tables. A hard delete of the auth user (its cascade removes the profile) logs
+-- nothing. A pass consumes the entries older than its horizon.
+-- -----------------------------------------------------------------------------
+create table if not exists user_sync.deleted_profiles (
+  user_id uuid not null,
+  deleted_xid xid8 not null default pg_catalog.pg_current_xact_id()
+);
+create index if not exists deleted_profiles_user_id_idx on user_sync.deleted_profiles (user_id);
+comment on table user_sync.deleted_profiles is
+  'Profiles deleted while their auth user stayed, for the next incremental reconcile pass (consumed by it).';
+comment on column user_sync.deleted_profiles.user_id is 'The auth user whose profile was deleted.';
+comment on column user_sync.deleted_profiles.deleted_xid is 'The deleting transaction: a pass consumes the entries older than its horizon.';
+revoke all on user_sync.deleted_profiles from public, anon, authenticated;
+
+-- Why a statement trigger: one insert per DELETE statement, whatever its size; the
+-- lookup in auth.users keeps the cascade of Auth's hard deletes out of the log. It
+-- fires in that cascade, so it never fails: a deletion it cannot log makes the next
+-- pass's walks disagree, and the id merge finds the profile. The deleted ids are looked
+-- up by primary key, so the cost follows the statement's size, never the table's, under
+-- any planner settings (reconcile's orphan deletes run with nested loops off).
+create or replace function user_sync.log_deleted_profiles() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into user_sync.deleted_profiles (user_id)
+  select au.id from auth.users au
+  where au.id = any (array(select o.id from old_profiles o));
+  return null;
+exception when others or query_canceled then
+  raise warning 'user_sync: deleted profiles not logged (%); the next reconcile merges the ids instead', sqlerrm;
+  return null;
+end
+$$;
+comment on function user_sync.log_deleted_profiles() is
+  'AFTER DELETE statement trigger on public.users: logs the deleted profiles whose auth user stays, for the next incremental reconcile pass.';
+revoke execute on function user_sync.log_deleted_profiles() from public, anon, authenticated;
+
+create or replace trigger user_sync_log_deleted_profiles
+  after delete on public.users
+  referencing old table as old_profiles
+  for each statement execute function user_sync.log_deleted_profiles();
+-- Also under session_replication_role = replica (imports, restores).
+alter table public.users enable always trigger user_sync_log_deleted_profiles;

@@ -9,6 +9,10 @@
 --             public.users; missing profiles are inserted, drifted ones updated
 --   profiles  walk public.users: profiles written since, by someone else than
 --             reconcile, are compared with their auth user (incremental passes)
+--   deleted   (incremental passes) the profiles logged as deleted since
+--             (user_sync.deleted_profiles) are inserted again; when the walks saw as
+--             many profiles as auth users, those aside, nothing is left for the merge
+--             and the pass ends here
 --   ids       merge the ids of both primary keys: profiles missing for users the
 --             walk did not look at, and orphaned profiles
 -- A failing row is isolated and recorded, the rest of its batch goes through; each
@@ -23,6 +27,7 @@
 --   reconcile_walk_candidates  its rows and candidates, at most as many as a batch takes
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
+--   reconcile_plan_deleted   the logged deletions: missing profiles
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
 --   reconcile_drifted        the candidates whose profile has drifted
 --   reconcile_cut_writes     a stretch's end when it has more to write than a batch takes
@@ -139,7 +144,7 @@ begin
   insert into user_sync.reconcile_progress as p (
     dry_run, run_id, started_at, finished_at, full_compare, since, skip_xids, horizon, basis,
     last_id, examined, total, auth_users, profiles, errors, written_xids, batch_rows,
-    last_full_compare_at, updated_at, phase, walk_after, walk_blocks)
+    last_full_compare_at, updated_at, phase, walk_after, walk_blocks, walked_profiles)
   values (
     p_dry_run, p_run_id, now(), null, v_full,
     case when not v_full then v_from.since end,
@@ -147,7 +152,7 @@ begin
     pg_snapshot_xmin(pg_current_snapshot()), p_basis,
     null, 0, v_total, 0, 0, 0, '{}', p_batch_rows,
     v_last_full, now(), 'auth', null,
-    pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer)
+    pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer, 0)
   on conflict (dry_run) do update set
     run_id = excluded.run_id, started_at = excluded.started_at, finished_at = null,
     full_compare = excluded.full_compare, since = excluded.since, skip_xids = excluded.skip_xids,
@@ -156,7 +161,8 @@ begin
     batch_rows = excluded.batch_rows,
     -- a dry pass never finishes a full comparison of the real kind
     last_full_compare_at = case when p.dry_run then p.last_full_compare_at else excluded.last_full_compare_at end,
-    updated_at = now(), phase = excluded.phase, walk_after = null, walk_blocks = excluded.walk_blocks
+    updated_at = now(), phase = excluded.phase, walk_after = null, walk_blocks = excluded.walk_blocks,
+    walked_profiles = 0
   returning * into v_pass;
   return v_pass;
 end
@@ -354,6 +360,41 @@ $$;
 comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) is
   'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it and the candidates written since the horizon by someone else than reconcile.';
 revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) from public, anon, authenticated;
+
+-- The profiles logged as deleted (user_sync.deleted_profiles) that are still missing
+-- while their auth user stays: what an incremental pass inserts again instead of
+-- merging the ids of both tables. logged: the log's entries, counted up to p_max + 1;
+-- missing is null when there are more (a bulk delete: the id merge takes them, a
+-- bounded batch at a time). Lookups by primary key only, whatever the caller's planner
+-- settings (reconcile forbids nested loops for its batches): a hash join here would read
+-- all of public.users to find a handful of ids (seconds at 10M users, and a parallel
+-- hash is built even when the log is empty).
+create or replace function user_sync.reconcile_plan_deleted(
+  p_max integer,
+  out logged bigint,
+  out missing uuid[]
+)
+language plpgsql
+stable
+set search_path = ''
+set enable_nestloop = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+begin
+  select count(*) into logged from (select 1 from user_sync.deleted_profiles d limit p_max + 1) x;
+  if logged > p_max then
+    return;
+  end if;
+  select coalesce(array_agg(au.id), '{}') into missing
+  from auth.users au
+  where au.id = any (array(select distinct d.user_id from user_sync.deleted_profiles d))
+    and not exists (select 1 from public.users u where u.id = au.id);
+end
+$$;
+comment on function user_sync.reconcile_plan_deleted(integer) is
+  'The profiles logged as deleted whose auth user stays and that are still missing (null when more than p_max entries are logged).';
+revoke execute on function user_sync.reconcile_plan_deleted(integer) from public, anon, authenticated;
 
 -- The next id range after p_after (null: from the first id) of both primary keys,
 -- about p_rows auth users, paired by id (index-only scans, a merge join; only the
@@ -727,8 +768,9 @@ revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint
 
 -- What a pass has left, in users (an estimate): the auth users its walk has not
 -- reached, then the profiles the profile walk has not (pages left at the table's
--- rows per page), then the share of the id space the id merge has not. 0 once the
--- pass finished; null when the table size is unknown.
+-- rows per page), none while an incremental pass looks at its logged deletions, then
+-- the share of the id space the id merge has not. 0 once the pass finished; null when
+-- the table size is unknown.
 create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
 language sql
 stable
@@ -737,6 +779,7 @@ as $$
   select case
     when p_pass.finished_at is not null then 0
     when p_pass.phase = 'auth' then greatest(p_pass.total - p_pass.examined, 0)
+    when p_pass.phase = 'deleted' then 0
     when p_pass.phase = 'profiles' then (
       select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
              * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
@@ -797,11 +840,10 @@ declare
     nullif(current_setting('user_sync.reconcile_batch_writes', true), '')::integer,
     least(greatest(round(v_target_ms * 8), 400), 2000)::integer), 1);
   v_max_candidates constant integer := 8 * v_max_writes;
+  v_walked_table regclass;
   v_walked_to tid;
   v_cut_short boolean;
   v_cut record;
-  v_missing uuid[];
-  v_drifted uuid[];
   v_sync_ts timestamptz;
   v_inserted bigint := 0;
   v_updated bigint := 0;
@@ -860,37 +902,44 @@ begin
       v_cut_short := false;
       if v_pass.phase in ('auth', 'profiles') then
         -- A stretch of a walk in physical order.
+        v_walked_table := case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass;
         select * into v_range from user_sync.reconcile_walk_range(
-          case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass,
+          v_walked_table,
           v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
         v_walked_to := v_range.upto;
-        if v_range.upto is not null and v_pass.phase = 'auth' then
-          select * into v_plan from user_sync.reconcile_plan_auth(
-            v_pass.walk_after, v_range.upto, v_since, v_max_candidates);
+        if v_range.upto is not null then
+          -- Its candidates: the auth walk's users without a profile (missing) and with
+          -- one; the profile walk's profiles written since by someone else than reconcile.
+          if v_pass.phase = 'auth' then
+            select p.upto, p.auth_users as rows, p.missing, p.candidates into v_plan
+            from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since, v_max_candidates) p;
+          else
+            select p.upto, p.profiles as rows, '{}'::uuid[] as missing, p.candidates into v_plan
+            from user_sync.reconcile_plan_profiles(
+              v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates) p;
+          end if;
           -- Its writes: the missing profiles and the drifted ones, at most v_max_writes.
-          v_drifted := user_sync.reconcile_drifted(v_plan.candidates);
           select * into v_cut from user_sync.reconcile_cut_writes(
-            'auth.users', v_pass.walk_after, v_plan.upto, v_plan.auth_users, v_plan.missing, v_drifted, v_max_writes);
+            v_walked_table, v_pass.walk_after, v_plan.upto, v_plan.rows, v_plan.missing,
+            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
           v_walked_to := v_cut.upto;
           v_rows := v_cut.rows;
-          v_missing := v_cut.missing;
-          v_drifted := v_cut.drifted;
-          v_examined := v_examined + v_rows;
-          v_pass.examined := v_pass.examined + v_rows;
-          v_pass.auth_users := v_pass.auth_users + v_rows;
           v_written := 0;
           if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_missing);
-            v_updated := v_updated + cardinality(v_drifted);
+            v_inserted := v_inserted + cardinality(v_cut.missing);
+            v_updated := v_updated + cardinality(v_cut.drifted);
           else
             for v_step in
               select s.step, s.ids
-              from (values (1, 'insert', v_missing), (2, 'update', v_drifted)) s (n, step, ids)
+              from (values (1, 'insert', v_cut.missing), (2, 'update', v_cut.drifted)) s (n, step, ids)
               where cardinality(s.ids) > 0
               order by s.n
             loop
+              -- The auth walk's users are in its stretch of auth.users: re-read by tid range.
               select * into v_done from user_sync.reconcile_apply_isolating(
-                v_step.step, v_step.ids, v_sync_ts, v_pass.walk_after, v_walked_to, v_run_id);
+                v_step.step, v_step.ids, v_sync_ts,
+                case when v_pass.phase = 'auth' then v_pass.walk_after end,
+                case when v_pass.phase = 'auth' then v_walked_to end, v_run_id);
               if v_step.step = 'insert' then
                 v_inserted := v_inserted + v_done.rows;
                 v_written := v_done.rows;
@@ -902,26 +951,14 @@ begin
               v_pass.written_xids := v_pass.written_xids || v_done.writers;
             end loop;
           end if;
-          -- Profiles: the users' (those still missing aside), after this batch's inserts.
-          v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_missing) + v_written;
-        elsif v_range.upto is not null then
-          select * into v_plan from user_sync.reconcile_plan_profiles(
-            v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates);
-          select * into v_cut from user_sync.reconcile_cut_writes(
-            'public.users', v_pass.walk_after, v_plan.upto, v_plan.profiles, '{}',
-            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
-          v_walked_to := v_cut.upto;
-          v_rows := v_cut.rows;
-          v_drifted := v_cut.drifted;
-          if p_dry_run then
-            v_updated := v_updated + cardinality(v_drifted);
-          elsif cardinality(v_drifted) > 0 then
-            select * into v_done from user_sync.reconcile_apply_isolating(
-              'update', v_drifted, v_sync_ts, null, null, v_run_id);
-            v_updated := v_updated + v_done.rows;
-            v_errors := v_errors + v_done.failed;
-            v_pass.errors := v_pass.errors + v_done.failed;
-            v_pass.written_xids := v_pass.written_xids || v_done.writers;
+          if v_pass.phase = 'auth' then
+            v_examined := v_examined + v_rows;
+            v_pass.examined := v_pass.examined + v_rows;
+            v_pass.auth_users := v_pass.auth_users + v_rows;
+            -- Profiles: the users' (those still missing aside), after this batch's inserts.
+            v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_cut.missing) + v_written;
+          else
+            v_pass.walked_profiles := v_pass.walked_profiles + v_rows;
           end if;
         end if;
         -- The stretch ends early when it held more candidates or writes than a batch takes.
@@ -939,10 +976,45 @@ begin
             v_pass.phase := 'profiles';
             v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
           else
-            v_pass.phase := 'ids';
+            -- A full comparison merges the ids; an incremental pass first looks at the
+            -- profiles logged as deleted, and merges only when the walks disagree.
+            v_pass.phase := case when v_pass.full_compare then 'ids' else 'deleted' end;
             v_pass.walk_blocks := null;
             v_pass.last_id := null;
           end if;
+        end if;
+      elsif v_pass.phase = 'deleted' then
+        -- In a database nobody writes to meanwhile, the walks saw every auth user and
+        -- every profile once: as many of each, the logged deletions aside, leaves no
+        -- profile missing or orphaned for the merge to find. Writes during the walks
+        -- make the counts disagree (the merge then runs, as in a full comparison), or
+        -- at worst hide one for this pass: the next pass's counts, at the latest the
+        -- next full comparison, find it.
+        select * into v_plan from user_sync.reconcile_plan_deleted(v_max_writes);
+        if v_plan.missing is null
+           or v_pass.auth_users <> v_pass.walked_profiles + cardinality(v_plan.missing) then
+          -- (its first batch as small as after a walk: at most twice this)
+          v_pass.phase := 'ids';
+          v_pass.batch_rows := least(v_pass.batch_rows, 1000);
+        else
+          v_written := 0;
+          if p_dry_run then
+            v_inserted := v_inserted + cardinality(v_plan.missing);
+          else
+            if cardinality(v_plan.missing) > 0 then
+              select * into v_done from user_sync.reconcile_apply_isolating(
+                'insert', v_plan.missing, v_sync_ts, null, null, v_run_id);
+              v_inserted := v_inserted + v_done.rows;
+              v_written := v_done.rows;
+              v_errors := v_errors + v_done.failed;
+              v_pass.errors := v_pass.errors + v_done.failed;
+              v_pass.written_xids := v_pass.written_xids || v_done.writers;
+            end if;
+            delete from user_sync.deleted_profiles d where d.deleted_xid < v_pass.horizon;
+            perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
+          end if;
+          v_pass.profiles := v_pass.profiles + v_written;
+          v_complete := true;
         end if;
       else
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
@@ -973,6 +1045,11 @@ begin
             v_pass.written_xids := v_pass.written_xids || v_done.writers;
           end loop;
           perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
+          -- The logged deletions of the range are seen to.
+          delete from user_sync.deleted_profiles d
+          where (v_pass.last_id is null or d.user_id > v_pass.last_id)
+            and (v_plan.upto is null or d.user_id <= v_plan.upto)
+            and d.deleted_xid < v_pass.horizon;
         end if;
         v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
         v_pass.last_id := v_plan.upto;
@@ -984,15 +1061,16 @@ begin
       -- for a walk, the rows its stretch held: a sparse stretch, dead space, says
       -- nothing about the cost of a dense one; a stretch cut short at its candidates or
       -- writes, no more than the rows it kept: the rest was read for nothing). At most
-      -- 250,000 rows of a walk (pages the cache does not hold: ~0.7 s from disk), 100,000
-      -- ids of the merge (where writes took pages out of the visibility map, an id costs
-      -- heap reads on both sides).
+      -- 100,000 rows of a walk or ids of the merge: a stretch whose pages the cache does
+      -- not hold, or a merge range whose pages writes took out of the visibility map,
+      -- costs many times what the batch before it did (from disk, or while a checkpoint
+      -- or autovacuum competes), and a call overruns its budget by at most one batch.
       v_batch_ms := greatest(extract(epoch from clock_timestamp() - v_batch_started) * 1000, 1);
       v_pass.batch_rows := least(greatest(round(
         case when v_rows is null then v_pass.batch_rows
              else least(v_pass.batch_rows, case when v_cut_short then 1 else 2 end * greatest(v_rows, 100)) end
         * least(greatest(v_target_ms / v_batch_ms, 0.1), case when v_cut_short then 1.0 else 2.0 end)), 200),
-        case when v_pass.phase = 'ids' then 100000 else 250000 end)::integer;
+        100000)::integer;
       exit when p_max_ms is not null
         and clock_timestamp() - v_started >= make_interval(secs => p_max_ms / 1000.0);
     end loop;
@@ -1014,7 +1092,8 @@ begin
       total = v_pass.total, auth_users = v_pass.auth_users, profiles = v_pass.profiles,
       errors = v_pass.errors, written_xids = v_pass.written_xids, batch_rows = v_pass.batch_rows,
       last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at,
-      phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks
+      phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks,
+      walked_profiles = v_pass.walked_profiles
     where p.dry_run = p_dry_run;
 
     v_status := case when v_errors > 0 then 'errors' else 'ok' end;

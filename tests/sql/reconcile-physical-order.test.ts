@@ -207,3 +207,70 @@ Deno.test("a bulk change since the last pass is healed a bounded batch at a time
     await db.end();
   }
 });
+
+/** Where the last finished pass ended (deleted: it did not merge the ids) and the log's size. */
+async function lastPass(db: postgres.Sql) {
+  const [p] = await db`select phase, finished_at is not null as finished,
+    (select count(*)::int from user_sync.deleted_profiles) as logged
+    from user_sync.reconcile_progress where not dry_run`;
+  return { phase: p.phase as string, finished: p.finished as boolean, logged: p.logged as number };
+}
+
+Deno.test("an incremental pass inserts the profiles deleted since without merging ids, and merges when the walks disagree", async () => {
+  const db = sql();
+  const prefix = "3a1c0005";
+  try {
+    await seed(db, prefix, 200, true);
+    await healAll(db);
+    await healAll(db); // incremental from here on
+    await db`delete from user_sync.deleted_profiles`; // what other tests left
+    await healAll(db);
+    assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "a no-op pass ends without the merge");
+
+    // Profiles deleted by hand (as an app would) and under replica mode (as a restore
+    // would); an auth user hard-deleted by Auth (its profile goes by the cascade).
+    await db`delete from public.users where id = ${uid(prefix, 42)}`;
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`delete from public.users where id = ${uid(prefix, 43)}`;
+    });
+    await db`delete from auth.users where id = ${uid(prefix, 77)}`;
+    assert.equal((await lastPass(db)).logged, 2, "both deleted profiles are logged, the cascade is not");
+    assert.deepEqual(await clean(db), { missing: 2, drifted: 0, orphaned: 0 });
+
+    // A dry run reports them and consumes nothing.
+    const [{ r: dry }] = await db`select user_sync.reconcile(true, 'test') as r`;
+    assert.equal(dry.inserted, 2, JSON.stringify(dry));
+    assert.equal((await lastPass(db)).logged, 2, "a dry run leaves the log");
+
+    const healed = await healAll(db);
+    assert.deepEqual([healed.inserted, healed.deleted, healed.full_compare], [2, 0, false]);
+    assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge; the log consumed");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+
+    // An auth user deleted under replica mode leaves an orphan nothing logs: the walks
+    // disagree (one profile more than auth users) and the merge removes it.
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`delete from auth.users where id = ${uid(prefix, 99)}`;
+    });
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 1 });
+    const merged = await healAll(db);
+    assert.deepEqual([merged.inserted, merged.deleted], [0, 1]);
+    assert.equal((await lastPass(db)).phase, "ids", "the pass merged the ids");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+
+    // More deletions than a batch writes: the merge takes them, a bounded batch at a
+    // time, and consumes their log entries.
+    await db`set user_sync.reconcile_batch_writes = 5`;
+    await db.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 101 and 112`);
+    const bulk = await healAll(db, 0);
+    assert.equal(bulk.inserted, 12);
+    assert.deepEqual(await lastPass(db), { phase: "ids", finished: true, logged: 0 });
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_writes`;
+    await cleanup(db, prefix);
+    await db.end();
+  }
+});
