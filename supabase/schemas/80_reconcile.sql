@@ -634,10 +634,12 @@ begin
       select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
       into rows, writer using p_ids, p_sync_ts;
   when 'delete' then
+    -- Both sides filtered by the ids: under reconcile's planner settings (nested loops
+    -- off) the anti join is a hash join, which would otherwise hash all of auth.users.
     with done as (
       delete from public.users u
       where u.id = any(p_ids)
-        and not exists (select 1 from auth.users au where au.id = u.id)
+        and not exists (select 1 from auth.users au where au.id = any(p_ids) and au.id = u.id)
       returning 1
     )
     select count(*) into rows from done;

@@ -1,10 +1,10 @@
 -- Under reconcile's planner settings (nested loops and merge joins off, so that its
 -- batches hash each side once when statistics are stale), the parts of a pass that look
 -- up a handful of users do so by primary key: resolving the open errors of an id range,
--- and finding the profiles logged as deleted. A hash join there reads all of
--- public.users for a few users (seconds at 10M users, in a call bounded to 1 s).
+-- finding the profiles logged as deleted, deleting orphaned profiles. A hash join there
+-- reads a whole table for a few users (seconds at 10M users, in a call bounded to 1 s).
 begin;
-select plan(4);
+select plan(6);
 
 insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 select gen_random_uuid(), 'authenticated', 'authenticated', 'key' || g || '@example.com',
@@ -17,6 +17,12 @@ insert into user_sync.errors (user_id, source, sqlstate, message)
 select id, 'trigger', 'XX000', 'test' from auth.users where email in ('key1@example.com', 'key2@example.com');
 delete from public.users where email = 'key2@example.com';
 
+-- Two orphaned profiles (their auth users deleted under replica mode, as by a restore).
+create temporary table orphans as select id from auth.users where email in ('key3@example.com', 'key4@example.com');
+set local session_replication_role = replica;
+delete from auth.users where id in (select id from orphans);
+set local session_replication_role = origin;
+
 set local enable_nestloop = off;
 set local enable_mergejoin = off;
 set local max_parallel_workers_per_gather = 0;
@@ -25,6 +31,8 @@ create temporary table scans_before as
 
 select lives_ok($$select user_sync.reconcile_resolve_errors(null, null, -1)$$, 'open errors are resolved');
 select lives_ok($$select user_sync.reconcile_plan_deleted(100)$$, 'the logged deletions are looked at');
+select is((select rows from user_sync.reconcile_apply('delete', array(select id from orphans), now(), null, null)), 2::bigint,
+  'orphaned profiles are deleted');
 select is(
   (select coalesce(sum(s.seq_scan - b.seq_scan), 0)::int
    from pg_stat_xact_user_tables s join scans_before b using (relid)),
@@ -34,6 +42,7 @@ select is(
    where e.resolved_at is null),
   array['key2@example.com'],
   'the one of the user now in sync, not the one whose profile is still missing');
+select is((select count(*)::int from public.users where id in (select id from orphans)), 0, 'the orphans are gone');
 
 select * from finish();
 rollback;
