@@ -43,7 +43,7 @@ comment on column user_sync.reconcile_progress.skip_xids is
 comment on column user_sync.reconcile_progress.horizon is
   'Taken when the pass started: every row version older than this was visible to the pass. A finished pass without errors hands it on as the next pass''s since.';
 comment on column user_sync.reconcile_progress.basis is 'Fingerprint of the rules and settings the pass compares under; a change restarts the pass as a full comparison.';
-comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids): the last id examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids) or the deletion log (phase deleted): the last id examined; null before its first batch.';
 comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far by the walk of auth.users.';
 comment on column user_sync.reconcile_progress.total is 'Auth users to examine: the planner''s estimate when the pass started, the exact count when it finished.';
 comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the walk of auth.users so far.';
@@ -59,7 +59,7 @@ comment on column user_sync.reconcile_progress.walk_after is 'The walk in progre
 comment on column user_sync.reconcile_progress.walk_blocks is
   'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
 comment on column user_sync.reconcile_progress.walked_profiles is
-  'Profiles seen by the walk of public.users so far: when it equals the auth users the walk of auth.users saw, less the profiles logged as deleted, an incremental pass has nothing for the id merge.';
+  'Profiles seen by the walk of public.users so far, then the logged deletions found still missing: when it equals the auth users the walk of auth.users saw, an incremental pass has nothing for the id merge.';
 revoke all on user_sync.reconcile_progress from public, anon, authenticated;
 grant select on user_sync.reconcile_progress to service_role;
 

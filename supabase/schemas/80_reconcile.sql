@@ -10,9 +10,9 @@
 --   profiles  walk public.users: profiles written since, by someone else than
 --             reconcile, are compared with their auth user (incremental passes)
 --   deleted   (incremental passes) the profiles logged as deleted since
---             (user_sync.deleted_profiles) are inserted again; when the walks saw as
---             many profiles as auth users, those aside, nothing is left for the merge
---             and the pass ends here
+--             (user_sync.deleted_profiles) are inserted again, a batch of the log at a
+--             time; when the walks saw as many profiles as auth users, those aside,
+--             nothing is left for the merge and the pass ends here
 --   ids       merge the ids of both primary keys: profiles missing for users the
 --             walk did not look at, and orphaned profiles
 -- A failing row is isolated and recorded, the rest of its batch goes through; each
@@ -27,7 +27,7 @@
 --   reconcile_walk_candidates  its rows and candidates, at most as many as a batch takes
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
---   reconcile_plan_deleted   the logged deletions: missing profiles
+--   reconcile_plan_deleted   the next batch of logged deletions: missing profiles
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
 --   reconcile_drifted        the candidates whose profile has drifted
 --   reconcile_cut_writes     a stretch's end when it has more to write than a batch takes
@@ -361,17 +361,19 @@ comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], int
   'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it and the candidates written since the horizon by someone else than reconcile.';
 revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer) from public, anon, authenticated;
 
--- The profiles logged as deleted (user_sync.deleted_profiles) that are still missing
--- while their auth user stays: what an incremental pass inserts again instead of
--- merging the ids of both tables. logged: the log's entries, counted up to p_max + 1;
--- missing is null when there are more (a bulk delete: the id merge takes them, a
--- bounded batch at a time). Lookups by primary key only, whatever the caller's planner
--- settings (reconcile forbids nested loops for its batches): a hash join here would read
--- all of public.users to find a handful of ids (seconds at 10M users, and a parallel
--- hash is built even when the log is empty).
+-- The next batch of the deletion log (user_sync.deleted_profiles) in user id order: up
+-- to p_max logged users after p_after (upto: the last of them; null when the log has no
+-- more), and those of them still missing while their auth user stays, written before
+-- p_since (missing; the auth walk took the users written since): what an incremental
+-- pass inserts again instead of merging the ids of both tables. Lookups by primary key
+-- only, whatever the caller's planner settings (reconcile forbids nested loops for its
+-- batches): a hash join here would read all of public.users to find a handful of ids
+-- (seconds at 10M users, and a parallel hash is built even when the log is empty).
 create or replace function user_sync.reconcile_plan_deleted(
+  p_after uuid,
+  p_since xid8,
   p_max integer,
-  out logged bigint,
+  out upto uuid,
   out missing uuid[]
 )
 language plpgsql
@@ -381,20 +383,28 @@ set enable_nestloop = on
 set enable_hashjoin = off
 set enable_mergejoin = off
 as $$
+declare
+  v_age bigint := pg_current_xact_id()::text::bigint - p_since::text::bigint;
+  v_logged uuid[];
 begin
-  select count(*) into logged from (select 1 from user_sync.deleted_profiles d limit p_max + 1) x;
-  if logged > p_max then
-    return;
-  end if;
+  select coalesce(array_agg(l.user_id order by l.user_id), '{}') into v_logged
+  from (
+    select distinct d.user_id from user_sync.deleted_profiles d
+    where p_after is null or d.user_id > p_after
+    order by d.user_id
+    limit p_max
+  ) l;
+  upto := case when cardinality(v_logged) = p_max then v_logged[p_max] end;
   select coalesce(array_agg(au.id), '{}') into missing
   from auth.users au
-  where au.id = any (array(select distinct d.user_id from user_sync.deleted_profiles d))
+  where au.id = any (v_logged)
+    and not age(au.xmin) <= v_age
     and not exists (select 1 from public.users u where u.id = au.id);
 end
 $$;
-comment on function user_sync.reconcile_plan_deleted(integer) is
-  'The profiles logged as deleted whose auth user stays and that are still missing (null when more than p_max entries are logged).';
-revoke execute on function user_sync.reconcile_plan_deleted(integer) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) is
+  'The next p_max users of the deletion log after p_after (upto: the last, null at the log''s end) and those still missing while their auth user stays, written before p_since.';
+revoke execute on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) from public, anon, authenticated;
 
 -- The next id range after p_after (null: from the first id) of both primary keys,
 -- about p_rows auth users, paired by id (index-only scans, a merge join; only the
@@ -776,8 +786,8 @@ revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint
 
 -- What a pass has left, in users (an estimate): the auth users its walk has not
 -- reached, then the profiles the profile walk has not (pages left at the table's
--- rows per page), none while an incremental pass looks at its logged deletions, then
--- the share of the id space the id merge has not. 0 once the pass finished; null when
+-- rows per page), the entries of the deletion log an incremental pass has not (up to
+-- a million counted), then the share of the id space the id merge has not. 0 once the pass finished; null when
 -- the table size is unknown.
 create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
 language sql
@@ -787,7 +797,11 @@ as $$
   select case
     when p_pass.finished_at is not null then 0
     when p_pass.phase = 'auth' then greatest(p_pass.total - p_pass.examined, 0)
-    when p_pass.phase = 'deleted' then 0
+    when p_pass.phase = 'deleted' then (
+      select count(*) from (
+        select 1 from user_sync.deleted_profiles d
+        where p_pass.last_id is null or d.user_id > p_pass.last_id
+        limit 1000000) x)
     when p_pass.phase = 'profiles' then (
       select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
              * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
@@ -992,37 +1006,50 @@ begin
           end if;
         end if;
       elsif v_pass.phase = 'deleted' then
-        -- In a database nobody writes to meanwhile, the walks saw every auth user and
-        -- every profile once: as many of each, the logged deletions aside, leaves no
-        -- profile missing or orphaned for the merge to find. Writes during the walks
-        -- make the counts disagree (the merge then runs, as in a full comparison), or
-        -- at worst hide one for this pass: the next pass's counts, at the latest the
+        -- The logged deletions, a batch at a time (at most a batch's writes): the
+        -- profiles still missing are inserted again, and counted with the profiles the
+        -- walk saw. In a database nobody writes to meanwhile, the walks saw every auth
+        -- user and every profile once: as many of each, the logged deletions aside,
+        -- leaves no profile missing or orphaned for the merge to find. Writes during the
+        -- walks make the counts disagree (the merge then runs, as in a full comparison),
+        -- or at worst hide one for this pass: the next pass's counts, at the latest the
         -- next full comparison, find it.
-        select * into v_plan from user_sync.reconcile_plan_deleted(v_max_writes);
-        if v_plan.missing is null
-           or v_pass.auth_users <> v_pass.walked_profiles + cardinality(v_plan.missing) then
-          -- (its first batch as small as after a walk: at most twice this)
-          v_pass.phase := 'ids';
-          v_pass.batch_rows := least(v_pass.batch_rows, 1000);
+        select * into v_plan from user_sync.reconcile_plan_deleted(v_pass.last_id, v_since, v_max_writes);
+        v_written := 0;
+        if p_dry_run then
+          v_inserted := v_inserted + cardinality(v_plan.missing);
         else
-          v_written := 0;
-          if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_plan.missing);
-          else
-            if cardinality(v_plan.missing) > 0 then
-              select * into v_done from user_sync.reconcile_apply_isolating(
-                'insert', v_plan.missing, v_sync_ts, null, null, v_run_id);
-              v_inserted := v_inserted + v_done.rows;
-              v_written := v_done.rows;
-              v_errors := v_errors + v_done.failed;
-              v_pass.errors := v_pass.errors + v_done.failed;
-              v_pass.written_xids := v_pass.written_xids || v_done.writers;
-            end if;
-            delete from user_sync.deleted_profiles d where d.deleted_xid < v_pass.horizon;
-            perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
+          if cardinality(v_plan.missing) > 0 then
+            select * into v_done from user_sync.reconcile_apply_isolating(
+              'insert', v_plan.missing, v_sync_ts, null, null, v_run_id);
+            v_inserted := v_inserted + v_done.rows;
+            v_written := v_done.rows;
+            v_errors := v_errors + v_done.failed;
+            v_pass.errors := v_pass.errors + v_done.failed;
+            v_pass.written_xids := v_pass.written_xids || v_done.writers;
           end if;
-          v_pass.profiles := v_pass.profiles + v_written;
-          v_complete := true;
+          -- The batch's entries are seen to (those older than the pass).
+          delete from user_sync.deleted_profiles d
+          where (v_pass.last_id is null or d.user_id > v_pass.last_id)
+            and (v_plan.upto is null or d.user_id <= v_plan.upto)
+            and d.deleted_xid < v_pass.horizon;
+        end if;
+        v_pass.profiles := v_pass.profiles + v_written;
+        v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
+        v_pass.last_id := v_plan.upto;
+        if v_plan.upto is null then
+          -- The log is done.
+          if v_pass.auth_users <> v_pass.walked_profiles then
+            -- (the merge's first batch as small as after a walk: at most twice this)
+            v_pass.phase := 'ids';
+            v_pass.last_id := null;
+            v_pass.batch_rows := least(v_pass.batch_rows, 1000);
+          else
+            if not p_dry_run then
+              perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
+            end if;
+            v_complete := true;
+          end if;
         end if;
       else
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
@@ -1031,7 +1058,11 @@ begin
           v_max_writes);
         v_written := 0;
         if p_dry_run then
-          v_inserted := v_inserted + cardinality(v_plan.missing);
+          -- (a dry incremental pass counted the logged deletions already, and left them)
+          v_inserted := v_inserted + cardinality(v_plan.missing) - case when v_pass.full_compare then 0 else (
+            select count(*) from unnest(v_plan.missing) m (id)
+            where m.id = any (array(select d.user_id from user_sync.deleted_profiles d
+                                    where d.user_id = any (v_plan.missing)))) end;
           v_deleted := v_deleted + cardinality(v_plan.orphaned);
         else
           for v_step in

@@ -45,7 +45,7 @@ create temporary table scans_before as
 delete from public.users where id = 'e4000000-0000-4000-8000-000000000005';
 select is((select count(*)::int from user_sync.deleted_profiles where user_id = 'e4000000-0000-4000-8000-000000000005'), 1,
   'a deletion under reconcile''s planner settings is logged');
-select is((select missing from user_sync.reconcile_plan_deleted(100)),
+select is((select missing from user_sync.reconcile_plan_deleted(null, (pg_current_xact_id()::text::bigint + 1)::text::xid8, 100)),
   array['e4000000-0000-4000-8000-000000000001', 'e4000000-0000-4000-8000-000000000002',
         'e4000000-0000-4000-8000-000000000005']::uuid[],
   'the logged deletions whose auth user stays are found');

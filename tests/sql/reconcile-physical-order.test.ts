@@ -260,13 +260,37 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     assert.equal((await lastPass(db)).phase, "ids", "the pass merged the ids");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
-    // More deletions than a batch writes: the merge takes them, a bounded batch at a
-    // time, and consumes their log entries.
+    // More deletions than a batch writes: the log is taken a batch at a time (each call
+    // of p_max_ms 0 takes one batch: at most 5 profiles), its entries consumed as it
+    // goes, the remaining work reported, and still no merge.
     await db`set user_sync.reconcile_batch_writes = 5`;
     await db.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 101 and 112`);
-    const bulk = await healAll(db, 0);
-    assert.equal(bulk.inserted, 12);
-    assert.deepEqual(await lastPass(db), { phase: "ids", finished: true, logged: 0 });
+    const calls: { inserted: number; remaining: number | null; complete: boolean }[] = [];
+    for (let complete = false; !complete;) {
+      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
+      assert.equal(r.status, "ok", JSON.stringify(r));
+      calls.push({ inserted: r.inserted, remaining: r.remaining, complete: r.complete });
+      complete = r.complete;
+      assert.ok(calls.length < 1000, "the pass completes");
+    }
+    assert.equal(calls.reduce((n, c) => n + c.inserted, 0), 12);
+    assert.ok(calls.every((c) => c.inserted <= 5), `a call inserted more than a batch's 5: ${JSON.stringify(calls)}`);
+    assert.ok(calls.filter((c) => c.inserted > 0).length >= 3, "12 deletions took at least three batches of 5");
+    const midLog = calls.filter((c) => c.inserted > 0 && !c.complete);
+    assert.ok(midLog.length > 0 && midLog.every((c) => (c.remaining ?? 0) > 0), `remaining while the log is taken: ${JSON.stringify(calls)}`);
+    assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge; the log consumed");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+
+    // More deletions than a batch writes and an orphan: the log is taken, the walks
+    // disagree, and the merge runs after it.
+    await db.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 121 and 132`);
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`delete from auth.users where id = ${uid(prefix, 140)}`;
+    });
+    const both = await healAll(db, 0);
+    assert.deepEqual([both.inserted, both.deleted], [12, 1]);
+    assert.deepEqual(await lastPass(db), { phase: "ids", finished: true, logged: 0 }, "merged after the log");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
   } finally {
     await db`reset user_sync.reconcile_batch_writes`;
