@@ -240,7 +240,7 @@ async function syncAllReconcile(label: string, users: number) {
   let posts = 0;
   let inserted = 0;
   let res: Response;
-  let body: Record<string, any>;
+  let body: { inserted?: number; complete?: boolean; skipped?: boolean; [k: string]: unknown };
   const { ms } = await time(async () => {
     do {
       res = await fetch(syncAll!.url, {

@@ -44,6 +44,7 @@ fi
 $DB start --fresh || exit 1
 step "migrations (supabase db push)" $DB push || true
 step "lint (supabase db lint + db advisors)" $DB lint
+step "lint (deno lint: TypeScript and JavaScript)" "$ROOT/node_modules/.bin/deno" lint
 step "schema: supabase/schemas builds what supabase/migrations build" bash "$ROOT/scripts/schema-check.sh"
 # Each on its own cluster and port (USER_SYNC_UPGRADE_DB_PORT, USER_SYNC_ANYWHERE_DB_PORT).
 step "upgrade: v0.1.0, 0.2.0, 0.3.0 and 0.4.0 with live data, then today's migrations (supabase db push)" \

@@ -15,6 +15,7 @@ export interface ProfileUpdate {
 export type ProfileField = "name" | "avatar_url";
 
 /** Application role; `user` and `admin` always exist (more live in user_sync.roles). */
+// deno-lint-ignore ban-types -- `string & {}` keeps the editor's suggestions of the two literals
 export type Role = "user" | "admin" | (string & {});
 
 /** Columns listUsers can sort by. */

@@ -20,8 +20,8 @@ try {
   root.render(
     <div style={{ font: "14px system-ui, sans-serif", padding: 24, color: "#991b1b" }} role="alert">
       The dashboard is not configured: {err instanceof Error ? err.message : String(err)}. Build it with
-      VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY, or put a config.json
-      {" "}({"{"}"supabaseUrl", "anonKey"{"}"}) next to index.html.
+      VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY, or put a config.json (&#123;"supabaseUrl",
+      "anonKey"&#125;) next to index.html.
     </div>,
   );
 }

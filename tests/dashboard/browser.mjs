@@ -175,7 +175,7 @@ describe("admin", { concurrency: false }, () => {
   test("narrow screens: one column, nothing wider than the screen", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(300);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - globalThis.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than a 390px screen`);
     await page.screenshot({ path: join(OUT_DIR, "admin-narrow.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });

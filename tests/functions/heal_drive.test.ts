@@ -16,13 +16,13 @@ function fakePass(total: number, perCall: number) {
   let clock = 0;
   let examined = 0;
   const budgets: number[] = [];
-  const call = async (maxMs: number): Promise<ReconcileReport> => {
+  const call = (maxMs: number): Promise<ReconcileReport> => {
     budgets.push(maxMs);
     clock += maxMs + 100; // a call overruns its budget by one small batch
     const n = Math.min(perCall, total - examined);
     examined += n;
     const complete = examined === total;
-    return {
+    return Promise.resolve({
       run_id: budgets.length,
       source: "cron",
       dry_run: false,
@@ -41,7 +41,7 @@ function fakePass(total: number, perCall: number) {
       examined,
       total,
       remaining: total - examined,
-    };
+    });
   };
   return { call, now: () => clock, budgets };
 }
@@ -72,12 +72,13 @@ Deno.test("driveHeal: stops before a call that could not end inside the budget",
 });
 
 Deno.test("driveHeal: a skipped first call answers skipped; a skipped later call ends the drive", async () => {
-  const skipped = async (): Promise<ReconcileReport> => ({
-    skipped: true,
-    run_id: 7,
-    complete: false,
-    remaining: null,
-  });
+  const skipped = (): Promise<ReconcileReport> =>
+    Promise.resolve({
+      skipped: true,
+      run_id: 7,
+      complete: false,
+      remaining: null,
+    });
   const r1 = await driveHeal({ call: skipped, budgetMs: 5_000 });
   assert.equal(r1.skipped, true);
   assert.equal(r1.calls, 1);
@@ -106,7 +107,7 @@ Deno.test("driveHeal: a stop request ends the drive between calls; a failed call
   assert.equal(r.calls, 2);
   assert.equal(r.complete, false);
   const failed = await driveHeal({
-    call: async () => ({ status: "failed", error: "XX000: boom", complete: false, inserted: 0 }),
+    call: () => Promise.resolve({ status: "failed", error: "XX000: boom", complete: false, inserted: 0 }),
     budgetMs: Infinity,
   });
   assert.equal(failed.status, "failed");

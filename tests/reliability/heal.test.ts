@@ -67,7 +67,14 @@ Deno.test({
     try {
       await sql`select user_sync.reconcile(false, 'test')`;
       await seedMissing(sql, prefix, HEAL_USERS);
-      const posts: Record<string, any>[] = [];
+      const posts: {
+        complete: boolean;
+        remaining: number | null;
+        inserted: number;
+        calls: number;
+        longest_call_ms: number;
+        ms: number;
+      }[] = [];
       for (let i = 0; i < 200; i++) {
         const t0 = performance.now();
         const res = await call(stack, "sync-all", {
@@ -325,15 +332,14 @@ Deno.test({
         return row ? true : undefined;
       }, 5);
       await sleep(400); // its first batches are written (and held) by now; it runs 1 s
-      const timed = async (db: Sql, q: () => Promise<unknown>) => {
+      const timed = async (q: () => Promise<unknown>) => {
         const s = performance.now();
         await q();
         return performance.now() - s;
       };
       const [deleteMs, phoneMs] = await Promise.all([
-        timed(a, () => a`delete from auth.users where id = ${first}`),
+        timed(() => a`delete from auth.users where id = ${first}`),
         timed(
-          b,
           () =>
             b`update auth.users set phone = '15550001234', updated_at = now() where id = ${second}`,
         ),
@@ -393,7 +399,7 @@ Deno.test({
         }).spawn();
       // First run: interrupted after its first progress line.
       const p1 = heal();
-      const lines: Record<string, any>[] = [];
+      const lines: { event: string; inserted: number }[] = [];
       const reader = p1.stdout.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
       let signalled = false;

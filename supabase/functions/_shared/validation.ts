@@ -15,6 +15,7 @@ export const Uuid = z.string().regex(UUID_PATTERN, "must be a uuid");
 // characters, zero-width and bidi-override characters, line and paragraph separators,
 // the BOM; and whitespace at either end.
 const NAME_FORBIDDEN =
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
   /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/;
 const NAME_EDGE_SPACE =
   /^[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]|[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]$/;
