@@ -59,7 +59,7 @@ comment on column user_sync.reconcile_progress.walk_after is 'The walk in progre
 comment on column user_sync.reconcile_progress.walk_blocks is
   'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
 comment on column user_sync.reconcile_progress.walked_profiles is
-  'Profiles seen by the walk of public.users so far, then the logged deletions found still missing: when it equals the auth users the walk of auth.users saw, an incremental pass has nothing for the id merge.';
+  'Profiles the pass has accounted for: those its walk of auth.users wrote, those its walk of public.users saw that the pass had not written, then the logged deletions found still missing. When it equals the auth users the walk of auth.users saw, an incremental pass has nothing for the id merge.';
 revoke all on user_sync.reconcile_progress from public, anon, authenticated;
 grant select on user_sync.reconcile_progress to service_role;
 

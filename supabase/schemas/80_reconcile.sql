@@ -873,6 +873,8 @@ declare
   v_errors integer := 0;
   v_examined bigint := 0;
   v_written bigint;
+  v_rewritten bigint;
+  v_own bigint;
   v_rows bigint;
   v_state text;
   v_message text;
@@ -946,7 +948,17 @@ begin
             user_sync.reconcile_drifted(v_plan.candidates), v_max_writes);
           v_walked_to := v_cut.upto;
           v_rows := v_cut.rows;
+          -- The profile walk counts each profile once, so that the walks' counts agree in a
+          -- database nobody else writes to: not the rows this pass wrote (the auth walk's
+          -- writes are counted by it; a profile this walk updates was counted as it read it,
+          -- and its new version may land ahead of the walk).
+          v_own := 0;
+          if v_pass.phase = 'profiles' and cardinality(v_pass.written_xids) > 0 then
+            execute 'select count(*) from public.users t where t.ctid > $1 and t.ctid <= $2 and t.xmin = any($3)'
+              into v_own using coalesce(v_pass.walk_after, '(0,0)'::tid), v_walked_to, v_pass.written_xids;
+          end if;
           v_written := 0;
+          v_rewritten := 0;
           if p_dry_run then
             v_inserted := v_inserted + cardinality(v_cut.missing);
             v_updated := v_updated + cardinality(v_cut.drifted);
@@ -968,6 +980,7 @@ begin
               else
                 v_updated := v_updated + v_done.rows;
               end if;
+              v_rewritten := v_rewritten + v_done.rows;
               v_errors := v_errors + v_done.failed;
               v_pass.errors := v_pass.errors + v_done.failed;
               v_pass.written_xids := v_pass.written_xids || v_done.writers;
@@ -979,8 +992,10 @@ begin
             v_pass.auth_users := v_pass.auth_users + v_rows;
             -- Profiles: the users' (those still missing aside), after this batch's inserts.
             v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_cut.missing) + v_written;
+            -- The profiles this batch inserted or updated: the profile walk leaves them out.
+            v_pass.walked_profiles := v_pass.walked_profiles + v_rewritten;
           else
-            v_pass.walked_profiles := v_pass.walked_profiles + v_rows;
+            v_pass.walked_profiles := v_pass.walked_profiles + v_rows - v_own;
           end if;
         end if;
         -- The stretch ends early when it held more candidates or writes than a batch takes.

@@ -281,6 +281,22 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge; the log consumed");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
+    // A drift the profile walk writes (tampered e-mails: their new versions land ahead of
+    // the walk) with logged deletions: the walk counts each profile once, so the walks
+    // agree and the pass ends without the merge.
+    await db`set user_sync.reconcile_batch_rows = 20`;
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx.unsafe(`update public.users set email = 'tampered.' || email
+        where id::text like '${prefix}%' and right(id::text, 3)::int between 1 and 30`);
+      await tx.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 31 and 33`);
+    });
+    const tampered = await healAll(db, 0);
+    await db`reset user_sync.reconcile_batch_rows`;
+    assert.deepEqual([tampered.inserted, tampered.updated, tampered.deleted], [3, 30, 0]);
+    assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge after a drift");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+
     // More deletions than a batch writes and an orphan: the log is taken, the walks
     // disagree, and the merge runs after it.
     await db.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 121 and 132`);
@@ -294,6 +310,7 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
   } finally {
     await db`reset user_sync.reconcile_batch_writes`;
+    await db`reset user_sync.reconcile_batch_rows`;
     await cleanup(db, prefix);
     await db.end();
   }
