@@ -787,8 +787,8 @@ revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint
 -- What a pass has left, in users (an estimate): the auth users its walk has not
 -- reached, then the profiles the profile walk has not (pages left at the table's
 -- rows per page), the entries of the deletion log an incremental pass has not (up to
--- a million counted), then the share of the id space the id merge has not. 0 once the pass finished; null when
--- the table size is unknown.
+-- a million counted), then the share of the id space the id merge has not. 0 once the
+-- pass finished; null when the table size is unknown.
 create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
 language sql
 stable
