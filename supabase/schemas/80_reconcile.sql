@@ -747,12 +747,12 @@ create or replace function user_sync.reconcile_resolve_errors(
 ) returns void
 language plpgsql
 set search_path = ''
--- The open errors' users looked up by primary key on both sides, whatever the caller's
--- planner settings: under reconcile's (nested loops off) the rules' full join hashed all
--- of public.users for a handful of users.
+-- The planner chooses again, by cost: under reconcile's settings (nested loops off) the
+-- rules' full join hashed all of public.users for a handful of open errors, and with
+-- hash joins off as well, thousands of open errors (a broken profile table) made a
+-- nested loop over a materialized side, quadratic. A few errors: lookups by primary key;
+-- many: one hash.
 set enable_nestloop = on
-set enable_hashjoin = off
-set enable_mergejoin = off
 as $$
 declare
   v_open uuid[];
