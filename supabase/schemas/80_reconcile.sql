@@ -747,12 +747,6 @@ create or replace function user_sync.reconcile_resolve_errors(
 ) returns void
 language plpgsql
 set search_path = ''
--- The planner chooses again, by cost: under reconcile's settings (nested loops off) the
--- rules' full join hashed all of public.users for a handful of open errors, and with
--- hash joins off as well, thousands of open errors (a broken profile table) made a
--- nested loop over a materialized side, quadratic. A few errors: lookups by primary key;
--- many: one hash.
-set enable_nestloop = on
 as $$
 declare
   v_open uuid[];

@@ -1,7 +1,7 @@
 -- Under reconcile's planner settings (nested loops and merge joins off, so that its
 -- batches hash each side once when statistics are stale), the parts of a pass that look
--- up a handful of users do so by primary key: resolving the open errors of an id range,
--- finding the profiles logged as deleted, deleting orphaned profiles. A hash join there
+-- up a handful of users do so by primary key: finding the profiles logged as deleted,
+-- deleting orphaned profiles (which fires the log's trigger). A hash join there
 -- reads a whole table for a few users (seconds at 10M users, in a call bounded to 1 s).
 begin;
 select plan(6);
@@ -30,7 +30,6 @@ set local max_parallel_workers_per_gather = 0;
 create temporary table scans_before as
   select relid, seq_scan from pg_stat_xact_user_tables where relid in ('auth.users'::regclass, 'public.users'::regclass);
 
-select lives_ok($$select user_sync.reconcile_resolve_errors(null, null, -1)$$, 'open errors are resolved');
 select lives_ok($$select user_sync.reconcile_plan_deleted(null, (pg_current_xact_id()::text::bigint + 1)::text::xid8, 100)$$, 'the logged deletions are looked at');
 select is((select rows from user_sync.reconcile_apply('delete', array(select id from orphans), now(), null, null)), 2::bigint,
   'orphaned profiles are deleted');
@@ -38,6 +37,9 @@ select is(
   (select coalesce(sum(s.seq_scan - b.seq_scan), 0)::int
    from pg_stat_xact_user_tables s join scans_before b using (relid)),
   0, 'both by primary key: no sequential scan of auth.users or public.users');
+-- Resolving open errors hashes each side under these settings (many open errors, a
+-- broken profile table, must stay linear): outside the count above.
+select lives_ok($$select user_sync.reconcile_resolve_errors(null, null, -1)$$, 'open errors are resolved');
 select is(
   (select array_agg(u.email::text order by u.email) from user_sync.errors e join auth.users u on u.id = e.user_id
    where e.resolved_at is null),

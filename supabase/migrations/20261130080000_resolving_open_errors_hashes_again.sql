@@ -1,10 +1,10 @@
 -- -----------------------------------------------------------------------------
--- 0.5.0: resolving the open errors of an id range plans by cost again. 20261130050000
--- turned hash joins off for it (so that a handful of errors never hash all of
--- public.users); with thousands of open errors (a profile table broken during
--- sign-ups) that left a nested loop over a materialized side, quadratic: the one
--- reconcile that heals 10,000 recorded sign-ups ran for minutes. Nested loops are
--- allowed (reconcile turns them off) and hash joins stay allowed.
+-- 0.5.0: resolving the open errors of an id range runs under reconcile's planner
+-- settings again, as in 0.4.0. 20261130050000 made it look its users up by key; with
+-- thousands of open errors (a profile table broken during sign-ups) the planner then
+-- chose a nested loop over a materialized side on a low row estimate, quadratic: the
+-- one reconcile that heals 10,000 recorded sign-ups ran for minutes. Under nested loops
+-- off it hashes each side once (public.users whole, as 0.3.0 and 0.4.0 did).
 -- Current definition: supabase/schemas/80_reconcile.sql.
 -- -----------------------------------------------------------------------------
 
@@ -18,12 +18,6 @@ create or replace function user_sync.reconcile_resolve_errors(
 ) returns void
 language plpgsql
 set search_path = ''
--- The planner chooses again, by cost: under reconcile's settings (nested loops off) the
--- rules' full join hashed all of public.users for a handful of open errors, and with
--- hash joins off as well, thousands of open errors (a broken profile table) made a
--- nested loop over a materialized side, quadratic. A few errors: lookups by primary key;
--- many: one hash.
-set enable_nestloop = on
 as $$
 declare
   v_open uuid[];
