@@ -12,7 +12,8 @@
 --   deleted   (incremental passes) the profiles logged as deleted since
 --             (user_sync.deleted_profiles) are inserted again, a batch of the log at a
 --             time; when the walks saw as many profiles as auth users, those aside,
---             nothing is left for the merge and the pass ends here
+--             nothing is left for the merge and, unless more errors are open than a
+--             batch compares, the pass ends here
 --   ids       merge the ids of both primary keys: profiles missing for users the
 --             walk did not look at, and orphaned profiles
 -- A failing row is isolated and recorded, the rest of its batch goes through; each
@@ -739,7 +740,11 @@ revoke execute on function user_sync.reconcile_apply_isolating(text, uuid[], tim
 
 -- Open errors of users in the id range (p_after, p_upto] (other than this call's)
 -- are resolved when the user is now in sync or gone; with p_upto null, to the end,
--- and errors without a user too.
+-- and errors without a user too. The users are looked up by primary key on both sides
+-- and compared as sets (no join of the errors with the rules), so the cost follows the
+-- open errors, not the tables, under any planner settings: a hash of the rules' full
+-- join read all of public.users (seconds at 10M users), and a nested loop of the
+-- errors over it grew with the square of the open errors.
 create or replace function user_sync.reconcile_resolve_errors(
   p_after uuid,
   p_upto uuid,
@@ -750,28 +755,30 @@ set search_path = ''
 as $$
 declare
   v_open uuid[];
-  v_any boolean;
+  v_in_sync uuid[];
 begin
-  select coalesce(array_agg(distinct e.user_id) filter (where e.user_id is not null), '{}'),
-         count(*) filter (where e.user_id is not null or p_upto is null) > 0
-    into v_open, v_any
+  select coalesce(array_agg(distinct e.user_id), '{}')
+    into v_open
     from user_sync.errors e
     where e.resolved_at is null and e.run_id is distinct from p_run_id
-      and (e.user_id is null
-           or ((p_after is null or e.user_id > p_after) and (p_upto is null or e.user_id <= p_upto)));
-  if not v_any then
-    return;
-  end if;
-  execute format($q$
+      and e.user_id is not null
+      and (p_after is null or e.user_id > p_after) and (p_upto is null or e.user_id <= p_upto);
+  if cardinality(v_open) > 0 then
+    -- In sync or gone: neither drifted nor an auth user without a profile.
+    v_in_sync := array(
+      select o.id from unnest(v_open) o (id)
+      except select d.id from unnest(user_sync.reconcile_drifted(v_open)) d (id)
+      except (select au.id from auth.users au where au.id = any (v_open)
+              except select p.id from public.users p where p.id = any (v_open)));
     update user_sync.errors e set resolved_at = now()
-    where e.resolved_at is null
-      and e.run_id is distinct from $2
-      and ((e.user_id is null and $3) or e.user_id = any($1))
-      and not exists (
-        select 1 from (%s) x
-        where x.id = any($1) and x.id = e.user_id and (x.missing or x.drifted)
-      )$q$, user_sync.profile_diff_sql())
-    using v_open, p_run_id, p_upto is null;
+    where e.resolved_at is null and e.run_id is distinct from p_run_id
+      and e.user_id = any (v_in_sync);
+  end if;
+  if p_upto is null then
+    update user_sync.errors e set resolved_at = now()
+    where e.resolved_at is null and e.run_id is distinct from p_run_id
+      and e.user_id is null;
+  end if;
 end
 $$;
 comment on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) is
@@ -1047,8 +1054,12 @@ begin
         v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
         v_pass.last_id := v_plan.upto;
         if v_plan.upto is null then
-          -- The log is done.
-          if v_pass.auth_users <> v_pass.walked_profiles then
+          -- The log is done. The merge is left out when the walks agree, and there are
+          -- no more open errors than a batch compares (the merge resolves them a range
+          -- at a time; here they would all be looked up at once).
+          if v_pass.auth_users <> v_pass.walked_profiles
+             or (select count(*) from (select from user_sync.errors e where e.resolved_at is null
+                                       limit v_max_candidates + 1) o) > v_max_candidates then
             -- (the merge's first batch as small as after a walk: at most twice this)
             v_pass.phase := 'ids';
             v_pass.last_id := null;
