@@ -6,11 +6,17 @@
 -- looked up by primary key on both sides and compared as sets; nothing joins the
 -- errors with the rules (20261130050000's nested loop of the errors over the rules
 -- grew with the square of the open errors). An incremental pass whose walks agree
--- resolves every open error at once, so it now leaves out the id merge only when no
--- more errors are open than a batch compares; else the merge resolves them a range
--- at a time.
--- Current definitions: supabase/schemas/80_reconcile.sql.
+-- resolved every open error in one batch; with more open than a batch compares, it
+-- now takes them a batch at a time in a phase of their own (errors).
+-- Current definitions: supabase/schemas/75_reconcile_progress.sql, 80_reconcile.sql.
 -- -----------------------------------------------------------------------------
+
+alter table user_sync.reconcile_progress drop constraint reconcile_progress_phase_check;
+alter table user_sync.reconcile_progress add constraint reconcile_progress_phase_check
+  check (phase in ('auth', 'profiles', 'deleted', 'ids', 'errors'));
+comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids), the deletion log (phase deleted) or the open errors (phase errors): the last id examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.phase is
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), ids (merging the ids of both primary keys), errors (an incremental pass without the merge: the open errors, a batch at a time).';
 
 -- Open errors of users in the id range (p_after, p_upto] (other than this call's)
 -- are resolved when the user is now in sync or gone; with p_upto null, to the end,
@@ -58,6 +64,41 @@ $$;
 comment on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) is
   'Resolves the open errors of users in an id range that are now in sync or gone.';
 revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) from public, anon, authenticated;
+
+-- What a pass has left, in users (an estimate): the auth users its walk has not
+-- reached, then the profiles the profile walk has not (pages left at the table's
+-- rows per page), the entries of the deletion log an incremental pass has not, or the
+-- open errors (up to a million counted), then the share of the id space the id merge
+-- has not. 0 once the pass finished; null when the table size is unknown.
+create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when p_pass.finished_at is not null then 0
+    when p_pass.phase = 'auth' then greatest(p_pass.total - p_pass.examined, 0)
+    when p_pass.phase = 'deleted' then (
+      select count(*) from (
+        select 1 from user_sync.deleted_profiles d
+        where p_pass.last_id is null or d.user_id > p_pass.last_id
+        limit 1000000) x)
+    when p_pass.phase = 'errors' then (
+      select count(*) from (
+        select 1 from user_sync.errors e
+        where e.resolved_at is null and (p_pass.last_id is null or e.user_id > p_pass.last_id)
+        limit 1000000) x)
+    when p_pass.phase = 'profiles' then (
+      select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
+             * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
+      from pg_catalog.pg_class c where c.oid = 'public.users'::regclass)
+    else round(p_pass.total * (1 - coalesce(
+      ('x' || left(replace(p_pass.last_id::text, '-', ''), 8))::bit(32)::bigint / 4294967296.0, 0)))::bigint
+  end
+$$;
+comment on function user_sync.reconcile_remaining(user_sync.reconcile_progress) is
+  'Users a reconcile pass has left to examine (an estimate; 0 once it finished).';
+revoke execute on function user_sync.reconcile_remaining(user_sync.reconcile_progress) from public, anon, authenticated;
 
 -- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
 -- A dry run changes no profile and reports what it would do (a pass of its own).
@@ -120,6 +161,7 @@ declare
   v_written bigint;
   v_rewritten bigint;
   v_own bigint;
+  v_errors_upto uuid;
   v_rows bigint;
   v_state text;
   v_message text;
@@ -298,16 +340,18 @@ begin
         v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
         v_pass.last_id := v_plan.upto;
         if v_plan.upto is null then
-          -- The log is done. The merge is left out when the walks agree, and there are
-          -- no more open errors than a batch compares (the merge resolves them a range
-          -- at a time; here they would all be looked up at once).
-          if v_pass.auth_users <> v_pass.walked_profiles
-             or (select count(*) from (select from user_sync.errors e where e.resolved_at is null
-                                       limit v_max_candidates + 1) o) > v_max_candidates then
+          -- The log is done.
+          if v_pass.auth_users <> v_pass.walked_profiles then
             -- (the merge's first batch as small as after a walk: at most twice this)
             v_pass.phase := 'ids';
             v_pass.last_id := null;
             v_pass.batch_rows := least(v_pass.batch_rows, 1000);
+          elsif not p_dry_run
+                and (select count(*) from (select from user_sync.errors e where e.resolved_at is null
+                                           limit v_max_candidates + 1) o) > v_max_candidates then
+            -- More errors open than a batch compares: a batch of them at a time.
+            v_pass.phase := 'errors';
+            v_pass.last_id := null;
           else
             if not p_dry_run then
               perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
@@ -315,6 +359,18 @@ begin
             v_complete := true;
           end if;
         end if;
+      elsif v_pass.phase = 'errors' then
+        -- The open errors after last_id, as many as a batch compares (in user id order;
+        -- to the end, and the errors without a user, once fewer are left).
+        select e.user_id into v_errors_upto
+        from user_sync.errors e
+        where e.resolved_at is null and e.user_id is not null
+          and (v_pass.last_id is null or e.user_id > v_pass.last_id)
+        order by e.user_id
+        offset v_max_candidates - 1 limit 1;
+        perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_errors_upto, v_run_id);
+        v_pass.last_id := v_errors_upto;
+        v_complete := v_errors_upto is null;
       else
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
         select * into v_plan from user_sync.reconcile_plan_ids(

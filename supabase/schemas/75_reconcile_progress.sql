@@ -29,7 +29,7 @@ create table if not exists user_sync.reconcile_progress (
   walk_after tid,
   walk_blocks bigint,
   walked_profiles bigint not null default 0,
-  constraint reconcile_progress_phase_check check (phase in ('auth', 'profiles', 'deleted', 'ids'))
+  constraint reconcile_progress_phase_check check (phase in ('auth', 'profiles', 'deleted', 'ids', 'errors'))
 );
 comment on table user_sync.reconcile_progress is
   'The reconcile pass in progress (finished_at null) or the last finished one, per kind (dry_run). Bounded reconcile calls continue from here.';
@@ -43,7 +43,7 @@ comment on column user_sync.reconcile_progress.skip_xids is
 comment on column user_sync.reconcile_progress.horizon is
   'Taken when the pass started: every row version older than this was visible to the pass. A finished pass without errors hands it on as the next pass''s since.';
 comment on column user_sync.reconcile_progress.basis is 'Fingerprint of the rules and settings the pass compares under; a change restarts the pass as a full comparison.';
-comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids) or the deletion log (phase deleted): the last id examined; null before its first batch.';
+comment on column user_sync.reconcile_progress.last_id is 'The id merge (phase ids), the deletion log (phase deleted) or the open errors (phase errors): the last id examined; null before its first batch.';
 comment on column user_sync.reconcile_progress.examined is 'Auth users examined so far by the walk of auth.users.';
 comment on column user_sync.reconcile_progress.total is 'Auth users to examine: the planner''s estimate when the pass started, the exact count when it finished.';
 comment on column user_sync.reconcile_progress.auth_users is 'Auth users seen by the walk of auth.users so far.';
@@ -54,7 +54,7 @@ comment on column user_sync.reconcile_progress.batch_rows is 'Auth users per bat
 comment on column user_sync.reconcile_progress.last_full_compare_at is 'Start of the last finished full comparison (user_sync.config.full_compare_every).';
 comment on column user_sync.reconcile_progress.updated_at is 'Last call that moved the pass.';
 comment on column user_sync.reconcile_progress.phase is
-  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), ids (merging the ids of both primary keys).';
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), ids (merging the ids of both primary keys), errors (an incremental pass without the merge: the open errors, a batch at a time).';
 comment on column user_sync.reconcile_progress.walk_after is 'The walk in progress (phases auth, profiles): the last tid examined; null before its first batch.';
 comment on column user_sync.reconcile_progress.walk_blocks is
   'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';

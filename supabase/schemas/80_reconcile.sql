@@ -12,10 +12,13 @@
 --   deleted   (incremental passes) the profiles logged as deleted since
 --             (user_sync.deleted_profiles) are inserted again, a batch of the log at a
 --             time; when the walks saw as many profiles as auth users, those aside,
---             nothing is left for the merge and, unless more errors are open than a
---             batch compares, the pass ends here
+--             nothing is left for the merge and the pass ends here, resolving the
+--             open errors (or goes on to errors when more are open than a batch compares)
 --   ids       merge the ids of both primary keys: profiles missing for users the
---             walk did not look at, and orphaned profiles
+--             walk did not look at, and orphaned profiles (and the open errors of each
+--             id range are resolved)
+--   errors    (an incremental pass that left out the merge) the open errors, a
+--             batch's comparisons at a time, resolved when their user is now in sync
 -- A failing row is isolated and recorded, the rest of its batch goes through; each
 -- batch moves user_sync.reconcile_progress forward in the same transaction. A call
 -- with p_max_ms stops taking batches once that much time has passed; the next call,
@@ -787,9 +790,9 @@ revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint
 
 -- What a pass has left, in users (an estimate): the auth users its walk has not
 -- reached, then the profiles the profile walk has not (pages left at the table's
--- rows per page), the entries of the deletion log an incremental pass has not (up to
--- a million counted), then the share of the id space the id merge has not. 0 once the
--- pass finished; null when the table size is unknown.
+-- rows per page), the entries of the deletion log an incremental pass has not, or the
+-- open errors (up to a million counted), then the share of the id space the id merge
+-- has not. 0 once the pass finished; null when the table size is unknown.
 create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
 language sql
 stable
@@ -802,6 +805,11 @@ as $$
       select count(*) from (
         select 1 from user_sync.deleted_profiles d
         where p_pass.last_id is null or d.user_id > p_pass.last_id
+        limit 1000000) x)
+    when p_pass.phase = 'errors' then (
+      select count(*) from (
+        select 1 from user_sync.errors e
+        where e.resolved_at is null and (p_pass.last_id is null or e.user_id > p_pass.last_id)
         limit 1000000) x)
     when p_pass.phase = 'profiles' then (
       select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
@@ -876,6 +884,7 @@ declare
   v_written bigint;
   v_rewritten bigint;
   v_own bigint;
+  v_errors_upto uuid;
   v_rows bigint;
   v_state text;
   v_message text;
@@ -1054,16 +1063,18 @@ begin
         v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
         v_pass.last_id := v_plan.upto;
         if v_plan.upto is null then
-          -- The log is done. The merge is left out when the walks agree, and there are
-          -- no more open errors than a batch compares (the merge resolves them a range
-          -- at a time; here they would all be looked up at once).
-          if v_pass.auth_users <> v_pass.walked_profiles
-             or (select count(*) from (select from user_sync.errors e where e.resolved_at is null
-                                       limit v_max_candidates + 1) o) > v_max_candidates then
+          -- The log is done.
+          if v_pass.auth_users <> v_pass.walked_profiles then
             -- (the merge's first batch as small as after a walk: at most twice this)
             v_pass.phase := 'ids';
             v_pass.last_id := null;
             v_pass.batch_rows := least(v_pass.batch_rows, 1000);
+          elsif not p_dry_run
+                and (select count(*) from (select from user_sync.errors e where e.resolved_at is null
+                                           limit v_max_candidates + 1) o) > v_max_candidates then
+            -- More errors open than a batch compares: a batch of them at a time.
+            v_pass.phase := 'errors';
+            v_pass.last_id := null;
           else
             if not p_dry_run then
               perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
@@ -1071,6 +1082,18 @@ begin
             v_complete := true;
           end if;
         end if;
+      elsif v_pass.phase = 'errors' then
+        -- The open errors after last_id, as many as a batch compares (in user id order;
+        -- to the end, and the errors without a user, once fewer are left).
+        select e.user_id into v_errors_upto
+        from user_sync.errors e
+        where e.resolved_at is null and e.user_id is not null
+          and (v_pass.last_id is null or e.user_id > v_pass.last_id)
+        order by e.user_id
+        offset v_max_candidates - 1 limit 1;
+        perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_errors_upto, v_run_id);
+        v_pass.last_id := v_errors_upto;
+        v_complete := v_errors_upto is null;
       else
         -- The next id range of both keys: missing profiles the walk did not look at, orphans.
         select * into v_plan from user_sync.reconcile_plan_ids(

@@ -310,8 +310,8 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
     // Open errors of users now in sync: a pass whose walks agree resolves them all at
-    // once when no more are open than a batch compares (8 x 5 here); with more, it
-    // merges the ids and resolves them a range at a time.
+    // once when no more are open than a batch compares (8 x 5 here); with more, a batch
+    // of them at a time, without merging the ids.
     await db`update user_sync.errors set resolved_at = now() where resolved_at is null`; // what other tests left
     const openErrors = async (n: number) => {
       await db.unsafe(`insert into user_sync.errors (user_id, source, sqlstate, message)
@@ -322,7 +322,8 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
       return { phase: (await lastPass(db)).phase, open, written: healed.inserted + healed.updated + healed.deleted };
     };
     assert.deepEqual(await openErrors(40), { phase: "deleted", open: 0, written: 0 }, "40 open errors: resolved without the merge");
-    assert.deepEqual(await openErrors(41), { phase: "ids", open: 0, written: 0 }, "41 open errors: resolved by the merge");
+    assert.deepEqual(await openErrors(41), { phase: "errors", open: 0, written: 0 }, "41 open errors: resolved a batch at a time");
+    assert.deepEqual(await openErrors(150), { phase: "errors", open: 0, written: 0 }, "150 open errors: resolved a batch at a time");
   } finally {
     await db`reset user_sync.reconcile_batch_writes`;
     await db`reset user_sync.reconcile_batch_rows`;
