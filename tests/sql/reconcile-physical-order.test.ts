@@ -331,3 +331,41 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     await db.end();
   }
 });
+
+Deno.test("users who sign up while a pass walks do not make it merge the ids", async () => {
+  const db = sql();
+  const prefix = "3a1c0006";
+  try {
+    await seed(db, prefix, 300, true);
+    await healAll(db);
+    await healAll(db); // incremental from here on
+    await db`delete from user_sync.deleted_profiles`; // what other tests left
+    await db`update user_sync.errors set resolved_at = now() where resolved_at is null`;
+    // One batch of 20 rows per call; a sign-up (its profile inserted by the trigger) after
+    // each of the first five batches of each walk. The auth walk may already have passed
+    // where a new auth row goes, while the profile walk still meets the new profile.
+    await db`set user_sync.reconcile_batch_rows = 20`;
+    const signUps: Record<string, number> = { auth: 0, profiles: 0 };
+    let n = 0;
+    for (let complete = false; !complete;) {
+      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
+      assert.equal(r.status, "ok", JSON.stringify(r));
+      complete = r.complete;
+      const { phase } = await lastPass(db);
+      if (!complete && phase in signUps && signUps[phase] < 5) {
+        signUps[phase]++;
+        n++;
+        await db.unsafe(`insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+          values ('00000000-0000-0000-0000-000000000000', '${uid(prefix, 1000 + n)}', 'authenticated', 'authenticated',
+                  'during${n}.${prefix}@example.com', '{"provider": "email", "providers": ["email"]}', '{}', now(), now())`);
+      }
+    }
+    assert.deepEqual(signUps, { auth: 5, profiles: 5 }, "sign-ups during both walks");
+    assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge");
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_rows`;
+    await cleanup(db, prefix);
+    await db.end();
+  }
+});
