@@ -1,45 +1,53 @@
 -- -----------------------------------------------------------------------------
--- 0.5.0: the walks of a reconcile pass count the users created before the pass
+-- 0.5.0: the walks of a reconcile pass count the users created by the time the pass
 -- started. An incremental pass leaves out the id merge when its walks counted as many
 -- profiles as auth users; a user who signed up while it walked (an auth row and a
 -- profile, each of which a walk may or may not meet) made the counts disagree, and on
 -- a busy project nearly every pass merged (at 10M users, three sign-ups during the
 -- profile walk turned a 10 s pass into 146 s: the merge's index-only scans fetched most
 -- rows from the heap). Those users' rows are written since the pass's horizon: the
--- next pass takes them.
--- The walk functions take the pass's start (p_created_before): new signatures, the
--- old ones dropped.
+-- next pass takes them. Only the candidates (rows written since the last pass) are
+-- looked at again for it; a full comparison counts every row, as before.
+-- The walk functions take the pass's horizon and start: new signatures, the old ones
+-- dropped.
 -- Current definitions: supabase/schemas/80_reconcile.sql.
 -- -----------------------------------------------------------------------------
 
 -- Which rows of a walk count towards the pass's tally of auth users and profiles (the
 -- tallies an incremental pass compares before it leaves out the id merge): those of
--- users created by the time the pass started (at or before $n, a parameter of the
--- caller's query: the start of the pass's first transaction; null: every row). A user who signs up while a pass walks gets an auth row and a profile
--- that each walk may or may not meet (the auth walk may have passed where the row went
--- while the profile walk has not), so counting them made the tallies disagree and the
--- pass merge the ids (at 10M users, three sign-ups during the profile walk turned a
--- 10 s pass into 146 s). The next pass takes them: their rows are written since.
--- created_at is the same on both sides (the field rules copy it; null in auth.users
--- counts as created before). Dynamic SQL: no catalog dependency on auth.users.
-create or replace function user_sync.reconcile_rows_counted(p_param text) returns text
+-- users created by the time the pass started. A user who signs up while a pass walks
+-- gets an auth row and a profile that each walk may or may not meet (the auth walk may
+-- have passed where the row went while the profile walk has not), so counting them made
+-- the tallies disagree and the pass merge the ids (at 10M users, three sign-ups during
+-- the profile walk turned a 10 s pass into 146 s). The next pass takes them: their rows
+-- are written since. A row version older than the pass (age of xmin above p_age, the
+-- caller's age of the pass's horizon) counts without reading created_at, so a walk
+-- still reads no column of its rows but those of its candidates; a newer one counts
+-- when created_at (the same on both sides: the field rules copy it; null in auth.users
+-- counts as early) is at or before p_created_before, the start of the pass's first
+-- transaction. p_age and p_created_before name parameters of the caller's query (a null
+-- p_created_before: every row). Dynamic SQL: no catalog dependency on auth.users.
+create or replace function user_sync.reconcile_rows_counted(p_age text, p_created_before text) returns text
 language sql
 immutable
 set search_path = ''
 as $$
-  select format('(%1$s::timestamptz is null or coalesce(t.created_at::timestamptz, ''-infinity'') <= %1$s)', p_param)
+  select format('(%2$s::timestamptz is null or age(t.xmin) > %1$s::bigint or coalesce(t.created_at::timestamptz, ''-infinity'') <= %2$s)',
+    p_age, p_created_before)
 $$;
-comment on function user_sync.reconcile_rows_counted(text) is
-  'The condition on a walk''s row t (auth.users or public.users) that counts it: its user created at or before the timestamptz parameter p_param (null: every row).';
-revoke execute on function user_sync.reconcile_rows_counted(text) from public, anon, authenticated;
+comment on function user_sync.reconcile_rows_counted(text, text) is
+  'The condition on a walk''s row t (auth.users or public.users) that counts it towards a pass''s tallies: a row version older than the pass, or its user created at or before the pass started (null: every row).';
+revoke execute on function user_sync.reconcile_rows_counted(text, text) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of a walk over p_table, read once (a TID Range Scan):
 -- its rows and the tids of its candidates (p_candidate, a condition on its row t with
 -- $3 = p_age and $4 = p_skip_xids), at most p_max of them. A batch's cost is mostly its
 -- candidates' (a lookup, a comparison, often a write, up to ~0.3 ms each), not its
 -- rows' (~1 us to read); when the stretch holds more, it ends at the p_max-th in
--- physical order (upto, else p_upto) and its rows are counted to there. Rows count when
--- their user was created before p_created_before (user_sync.reconcile_rows_counted).
+-- physical order (upto, else p_upto) and its rows are counted to there. Rows count as
+-- user_sync.reconcile_rows_counted says, for a pass with p_horizon that started at
+-- p_created_before (null: every row): the rows it leaves out are among the candidates
+-- (written since), so only those are looked at again.
 create or replace function user_sync.reconcile_walk_candidates(
   p_table regclass,
   p_after tid,
@@ -48,6 +56,7 @@ create or replace function user_sync.reconcile_walk_candidates(
   p_age bigint,
   p_skip_xids xid[],
   p_max integer,
+  p_horizon xid8,
   p_created_before timestamptz,
   out upto tid,
   out rows bigint,
@@ -56,24 +65,34 @@ create or replace function user_sync.reconcile_walk_candidates(
 language plpgsql
 set search_path = ''
 as $$
+declare
+  -- age(xmin) > v_counted_age  <=>  the row version is older than the pass.
+  v_counted_age bigint := pg_current_xact_id()::text::bigint - p_horizon::text::bigint;
+  v_uncounted bigint;
 begin
   -- Dynamic SQL with the values as constants: a TID Range Scan of the stretch.
-  execute format('select count(*) filter (where %s), coalesce(array_agg(t.ctid) filter (where %s), ''{}'') from %s t where t.ctid > $1 and t.ctid <= $2',
-      user_sync.reconcile_rows_counted('$5'), p_candidate, p_table)
-    into rows, tids using coalesce(p_after, '(0,0)'::tid), p_upto, p_age, coalesce(p_skip_xids, '{}'), p_created_before;
+  execute format('select count(*), coalesce(array_agg(t.ctid) filter (where %s), ''{}'') from %s t where t.ctid > $1 and t.ctid <= $2',
+      p_candidate, p_table)
+    into rows, tids using coalesce(p_after, '(0,0)'::tid), p_upto, p_age, coalesce(p_skip_xids, '{}');
   upto := p_upto;
   if cardinality(tids) > p_max then
     select c.tid into upto from unnest(tids) c (tid) order by c.tid offset p_max - 1 limit 1;
     select coalesce(array_agg(c.tid), '{}') into tids from unnest(tids) c (tid) where c.tid <= upto;
-    execute format('select count(*) filter (where %s) from %s t where t.ctid > $1 and t.ctid <= $2',
-        user_sync.reconcile_rows_counted('$3'), p_table)
-      into rows using coalesce(p_after, '(0,0)'::tid), upto, p_created_before;
+    execute format('select count(*) from %s t where t.ctid > $1 and t.ctid <= $2', p_table)
+      into rows using coalesce(p_after, '(0,0)'::tid), upto;
+  end if;
+  -- The candidates not counted (a TID Scan of those few, not a condition on every row).
+  if p_created_before is not null and cardinality(tids) > 0 then
+    execute format('select count(*) filter (where not %s) from %s t where t.ctid = any($1)',
+        user_sync.reconcile_rows_counted('$2', '$3'), p_table)
+      into v_uncounted using tids, v_counted_age, p_created_before;
+    rows := rows - v_uncounted;
   end if;
 end
 $$;
-comment on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer, timestamptz) is
+comment on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer, xid8, timestamptz) is
   'A stretch of a reconcile walk in physical order, cut after at most p_max candidates: where it ends, its rows and its candidates'' tids.';
-revoke execute on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer, timestamptz) from public, anon, authenticated;
+revoke execute on function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer, xid8, timestamptz) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of auth.users: how many users, and the candidates the
 -- field rules must look at: all of them in a full comparison (p_since null), else
@@ -87,6 +106,7 @@ create or replace function user_sync.reconcile_plan_auth(
   p_upto tid,
   p_since xid8,
   p_max_candidates integer,
+  p_horizon xid8,
   p_created_before timestamptz,
   out upto tid,
   out auth_users bigint,
@@ -107,7 +127,7 @@ declare
 begin
   select * into upto, auth_users, v_tids from user_sync.reconcile_walk_candidates(
     'auth.users', p_after, p_upto, '$3::bigint is null or age(t.xmin) <= $3', v_age, null, p_max_candidates,
-    p_created_before);
+    p_horizon, p_created_before);
   -- The candidates' ids by tid (a TID Scan of pages just read). A row moved since (a
   -- concurrent update) is newer than the horizon: the next pass sees it.
   select coalesce(array_agg(c.id) filter (where p.id is null), '{}'),
@@ -117,9 +137,9 @@ begin
     left join public.users p on p.id = c.id;
 end
 $$;
-comment on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer, timestamptz) is
-  'A stretch of auth.users in physical order, cut after at most p_max_candidates candidates: where it ends, users in it (created before p_created_before), candidates without a profile (missing) and with one (candidates).';
-revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer, timestamptz) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer, xid8, timestamptz) is
+  'A stretch of auth.users in physical order, cut after at most p_max_candidates candidates: where it ends, users in it (those counted: created by the pass''s start), candidates without a profile (missing) and with one (candidates).';
+revoke execute on function user_sync.reconcile_plan_auth(tid, tid, xid8, integer, xid8, timestamptz) from public, anon, authenticated;
 
 -- A stretch (p_after, p_upto] of public.users: how many profiles, and the candidates
 -- (none in a full comparison, p_since null: the auth walk compared every user):
@@ -133,6 +153,7 @@ create or replace function user_sync.reconcile_plan_profiles(
   p_since xid8,
   p_skip_xids xid[],
   p_max_candidates integer,
+  p_horizon xid8,
   p_created_before timestamptz,
   out upto tid,
   out profiles bigint,
@@ -151,7 +172,7 @@ begin
   -- The skip list: a hashed lookup.
   select * into upto, profiles, v_tids from user_sync.reconcile_walk_candidates(
     'public.users', p_after, p_upto, 'age(t.xmin) <= $3 and not t.xmin = any($4)', coalesce(v_age, -1), p_skip_xids,
-    p_max_candidates, p_created_before);
+    p_max_candidates, p_horizon, p_created_before);
   -- The candidates' ids by tid, as for the auth walk.
   select coalesce(array_agg(c.id), '{}') into candidates
     from (select u.id from public.users u where u.ctid = any(v_tids) order by u.id) c
@@ -160,9 +181,9 @@ begin
       where au.id = c.id and age(au.xmin) <= v_age);
 end
 $$;
-comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer, timestamptz) is
-  'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it (of users created before p_created_before) and the candidates written since the horizon by someone else than reconcile.';
-revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer, timestamptz) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer, xid8, timestamptz) is
+  'A stretch of public.users in physical order, cut after at most p_max_candidates candidates: where it ends, profiles in it (those counted: of users created by the pass''s start) and the candidates written since the horizon by someone else than reconcile.';
+revoke execute on function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer, xid8, timestamptz) from public, anon, authenticated;
 
 -- Where a walk's stretch (p_after, p_upto] of p_table, p_rows rows, ends when its batch
 -- has more profiles to write (p_missing to insert, p_drifted to update) than p_max: at
@@ -179,6 +200,7 @@ create or replace function user_sync.reconcile_cut_writes(
   p_missing uuid[],
   p_drifted uuid[],
   p_max integer,
+  p_horizon xid8,
   p_created_before timestamptz,
   out upto tid,
   out rows bigint,
@@ -209,13 +231,14 @@ begin
                     from %s t where t.ctid = any($1) and t.ctid <= $2$q$, p_table)
     into missing, drifted using v_tids, upto, missing, drifted;
   execute format('select count(*) filter (where %s) from %s t where t.ctid > $1 and t.ctid <= $2',
-      user_sync.reconcile_rows_counted('$3'), p_table)
-    into rows using coalesce(p_after, '(0,0)'::tid), upto, p_created_before;
+      user_sync.reconcile_rows_counted('$3', '$4'), p_table)
+    into rows using coalesce(p_after, '(0,0)'::tid), upto,
+      pg_current_xact_id()::text::bigint - p_horizon::text::bigint, p_created_before;
 end
 $$;
-comment on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer, timestamptz) is
-  'A reconcile walk''s stretch cut after at most p_max profiles to write: where it ends, its rows (of users created before p_created_before), the missing and drifted profiles it keeps.';
-revoke execute on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer, timestamptz) from public, anon, authenticated;
+comment on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer, xid8, timestamptz) is
+  'A reconcile walk''s stretch cut after at most p_max profiles to write: where it ends, its rows (those counted), the missing and drifted profiles it keeps.';
+revoke execute on function user_sync.reconcile_cut_writes(regclass, tid, tid, bigint, uuid[], uuid[], integer, xid8, timestamptz) from public, anon, authenticated;
 
 -- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
 -- A dry run changes no profile and reports what it would do (a pass of its own).
@@ -249,6 +272,7 @@ declare
   v_batch_started timestamptz;
   v_batch_ms numeric;
   v_since xid8;
+  v_counted_before timestamptz;
   v_complete boolean := false;
   -- A batch should take about this long: a bounded call overruns its budget by at
   -- most one batch, and holds the rows it wrote for at most budget + one batch.
@@ -322,6 +346,9 @@ begin
       v_pass := user_sync.reconcile_start_pass(p_dry_run, v_run_id, v_basis, coalesce(v_fixed_rows, 1000));
     end if;
     v_since := case when not v_pass.full_compare then v_pass.since end;
+    -- The walks' tallies leave out users created since the pass started; a full
+    -- comparison merges the ids whatever they say, and counts every row.
+    v_counted_before := case when not v_pass.full_compare then v_pass.started_at end;
 
     loop
       v_batch_started := clock_timestamp();
@@ -340,17 +367,18 @@ begin
           -- one; the profile walk's profiles written since by someone else than reconcile.
           if v_pass.phase = 'auth' then
             select p.upto, p.auth_users as rows, p.missing, p.candidates into v_plan
-            from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since, v_max_candidates, v_pass.started_at) p;
+            from user_sync.reconcile_plan_auth(v_pass.walk_after, v_range.upto, v_since, v_max_candidates, v_pass.horizon,
+              v_counted_before) p;
           else
             select p.upto, p.profiles as rows, '{}'::uuid[] as missing, p.candidates into v_plan
             from user_sync.reconcile_plan_profiles(
               v_pass.walk_after, v_range.upto, v_since, v_pass.skip_xids || v_pass.written_xids, v_max_candidates,
-              v_pass.started_at) p;
+              v_pass.horizon, v_counted_before) p;
           end if;
           -- Its writes: the missing profiles and the drifted ones, at most v_max_writes.
           select * into v_cut from user_sync.reconcile_cut_writes(
             v_walked_table, v_pass.walk_after, v_plan.upto, v_plan.rows, v_plan.missing,
-            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes, v_pass.started_at);
+            user_sync.reconcile_drifted(v_plan.candidates), v_max_writes, v_pass.horizon, v_counted_before);
           v_walked_to := v_cut.upto;
           v_rows := v_cut.rows;
           -- The profile walk counts each profile once, so that the walks' counts agree in a
@@ -359,9 +387,8 @@ begin
           -- and its new version may land ahead of the walk).
           v_own := 0;
           if v_pass.phase = 'profiles' and cardinality(v_pass.written_xids) > 0 then
-            execute format('select count(*) from public.users t where t.ctid > $1 and t.ctid <= $2 and t.xmin = any($3) and %s',
-                user_sync.reconcile_rows_counted('$4'))
-              into v_own using coalesce(v_pass.walk_after, '(0,0)'::tid), v_walked_to, v_pass.written_xids, v_pass.started_at;
+            execute 'select count(*) from public.users t where t.ctid > $1 and t.ctid <= $2 and t.xmin = any($3)'
+              into v_own using coalesce(v_pass.walk_after, '(0,0)'::tid), v_walked_to, v_pass.written_xids;
           end if;
           v_written := 0;
           v_rewritten := 0;
@@ -623,7 +650,7 @@ comment on function user_sync.reconcile(boolean, text, integer) is
 revoke execute on function user_sync.reconcile(boolean, text, integer) from public, anon, authenticated;
 grant execute on function user_sync.reconcile(boolean, text, integer) to service_role;
 
--- The parts as they were, before they took the pass's start.
+-- The parts as they were, before they took the pass's horizon and start.
 drop function user_sync.reconcile_plan_auth(tid, tid, xid8, integer);
 drop function user_sync.reconcile_plan_profiles(tid, tid, xid8, xid[], integer);
 drop function user_sync.reconcile_walk_candidates(regclass, tid, tid, text, bigint, xid[], integer);
