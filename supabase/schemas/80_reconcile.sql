@@ -39,6 +39,7 @@
 --   reconcile_apply          one set-based step (insert, update, delete) by ids
 --   reconcile_apply_isolating  the same, splitting a failing set down to its bad rows
 --   reconcile_resolve_errors   open errors of users now in sync are resolved
+--   reconcile_forget_deleted   logged deletions a pass has seen to are removed
 --   reconcile_remaining      what a pass has left, for reports and status()
 --
 -- Rows written while a pass runs may move to pages it has passed or not yet reached;
@@ -840,6 +841,22 @@ comment on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) is
   'Resolves the open errors of users in an id range that are now in sync or gone.';
 revoke execute on function user_sync.reconcile_resolve_errors(uuid, uuid, bigint) from public, anon, authenticated;
 
+-- The logged deletions of the id range (p_after, p_upto] that a pass has seen to: those
+-- older than its horizon (a newer one is the next pass's). The deleted phase takes the
+-- log a batch at a time, the id merge a range at a time; both forget what they took here.
+create or replace function user_sync.reconcile_forget_deleted(p_after uuid, p_upto uuid, p_horizon xid8) returns void
+language sql
+set search_path = ''
+as $$
+  delete from user_sync.deleted_profiles d
+  where (p_after is null or d.user_id > p_after)
+    and (p_upto is null or d.user_id <= p_upto)
+    and d.deleted_xid < p_horizon;
+$$;
+comment on function user_sync.reconcile_forget_deleted(uuid, uuid, xid8) is
+  'Removes the entries of user_sync.deleted_profiles in an id range that a reconcile pass with the given horizon has seen to.';
+revoke execute on function user_sync.reconcile_forget_deleted(uuid, uuid, xid8) from public, anon, authenticated;
+
 -- What a pass has left, in users (an estimate): the auth users its walk has not
 -- reached, then the profiles the profile walk has not (pages left at the table's
 -- rows per page), the entries of the deletion log an incremental pass has not, or the
@@ -879,7 +896,9 @@ revoke execute on function user_sync.reconcile_remaining(user_sync.reconcile_pro
 -- A dry run changes no profile and reports what it would do (a pass of its own).
 -- The report is this call's work (inserted, updated, deleted, errors), where the
 -- pass stands (complete, examined, total, remaining) and, once the pass is complete,
--- the table sizes it saw (auth_users, profiles; null while it is not).
+-- the table sizes it saw (auth_users, profiles; null while it is not). Each batch is
+-- planned by its phase (what to insert, update, delete), written by one step common to
+-- all phases, then counted by its phase (tallies, position, the next phase).
 create or replace function user_sync.reconcile(
   p_dry_run boolean default false,
   p_source text default 'manual',
@@ -934,8 +953,16 @@ declare
   v_deleted bigint := 0;
   v_errors integer := 0;
   v_examined bigint := 0;
-  v_written bigint;
-  v_rewritten bigint;
+  -- A batch: what it writes (planned by its phase), the tid range of the auth walk's
+  -- users, and what it wrote.
+  v_missing uuid[];
+  v_drifted uuid[];
+  v_orphaned uuid[];
+  v_apply_after tid;
+  v_apply_upto tid;
+  v_batch_inserted bigint;
+  v_batch_updated bigint;
+  v_batch_deleted bigint;
   v_own bigint;
   v_errors_upto uuid;
   v_rows bigint;
@@ -990,6 +1017,13 @@ begin
       v_sync_ts := clock_timestamp();
       v_rows := null;
       v_cut_short := false;
+      v_missing := '{}';
+      v_drifted := '{}';
+      v_orphaned := '{}';
+      v_apply_after := null;
+      v_apply_upto := null;
+
+      -- 1. The batch's plan, by phase: the profiles to insert, update and delete.
       if v_pass.phase in ('auth', 'profiles') then
         -- A stretch of a walk in physical order.
         v_walked_table := case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass;
@@ -1016,6 +1050,13 @@ begin
             user_sync.reconcile_drifted(v_plan.candidates), v_max_writes, v_pass.horizon, v_counted_before);
           v_walked_to := v_cut.upto;
           v_rows := v_cut.rows;
+          v_missing := v_cut.missing;
+          v_drifted := v_cut.drifted;
+          if v_pass.phase = 'auth' then
+            -- The auth walk's users are in its stretch of auth.users: re-read by tid range.
+            v_apply_after := v_pass.walk_after;
+            v_apply_upto := v_walked_to;
+          end if;
           -- The profile walk counts each profile once, so that the walks' counts agree in a
           -- database nobody else writes to: not the rows this pass wrote (the auth walk's
           -- writes are counted by it; a profile this walk updates was counted as it read it,
@@ -1025,43 +1066,72 @@ begin
             execute 'select count(*) from public.users t where t.ctid > $1 and t.ctid <= $2 and t.xmin = any($3)'
               into v_own using coalesce(v_pass.walk_after, '(0,0)'::tid), v_walked_to, v_pass.written_xids;
           end if;
-          v_written := 0;
-          v_rewritten := 0;
-          if p_dry_run then
-            v_inserted := v_inserted + cardinality(v_cut.missing);
-            v_updated := v_updated + cardinality(v_cut.drifted);
-          else
-            for v_step in
-              select s.step, s.ids
-              from (values (1, 'insert', v_cut.missing), (2, 'update', v_cut.drifted)) s (n, step, ids)
-              where cardinality(s.ids) > 0
-              order by s.n
-            loop
-              -- The auth walk's users are in its stretch of auth.users: re-read by tid range.
-              select * into v_done from user_sync.reconcile_apply_isolating(
-                v_step.step, v_step.ids, v_sync_ts,
-                case when v_pass.phase = 'auth' then v_pass.walk_after end,
-                case when v_pass.phase = 'auth' then v_walked_to end, v_run_id);
-              if v_step.step = 'insert' then
-                v_inserted := v_inserted + v_done.rows;
-                v_written := v_done.rows;
-              else
-                v_updated := v_updated + v_done.rows;
-              end if;
-              v_rewritten := v_rewritten + v_done.rows;
-              v_errors := v_errors + v_done.failed;
-              v_pass.errors := v_pass.errors + v_done.failed;
-              v_pass.written_xids := v_pass.written_xids || v_done.writers;
-            end loop;
-          end if;
+        end if;
+      elsif v_pass.phase = 'deleted' then
+        -- The logged deletions, a batch at a time (at most a batch's writes): the
+        -- profiles still missing are inserted again.
+        select * into v_plan from user_sync.reconcile_plan_deleted(v_pass.last_id, v_since, v_max_writes);
+        v_missing := v_plan.missing;
+      elsif v_pass.phase = 'ids' then
+        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
+        select * into v_plan from user_sync.reconcile_plan_ids(
+          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
+          v_max_writes);
+        v_missing := v_plan.missing;
+        v_orphaned := v_plan.orphaned;
+        if p_dry_run and not v_pass.full_compare then
+          -- A dry incremental pass counted the logged deletions already (phase deleted),
+          -- and left them in the log and their profiles missing.
+          v_missing := array(
+            select m.id from unnest(v_plan.missing) m (id)
+            where not m.id = any (array(select d.user_id from user_sync.deleted_profiles d
+                                        where d.user_id = any (v_plan.missing))));
+        end if;
+      end if;
+
+      -- 2. Its writes, in one place for every phase (a dry run counts them): each step
+      -- set-based, a failing row isolated and recorded.
+      v_batch_inserted := 0;
+      v_batch_updated := 0;
+      v_batch_deleted := 0;
+      if p_dry_run then
+        v_inserted := v_inserted + cardinality(v_missing);
+        v_updated := v_updated + cardinality(v_drifted);
+        v_deleted := v_deleted + cardinality(v_orphaned);
+      else
+        for v_step in
+          select s.step, s.ids
+          from (values (1, 'insert', v_missing), (2, 'update', v_drifted), (3, 'delete', v_orphaned)) s (n, step, ids)
+          where cardinality(s.ids) > 0
+          order by s.n
+        loop
+          select * into v_done from user_sync.reconcile_apply_isolating(
+            v_step.step, v_step.ids, v_sync_ts, v_apply_after, v_apply_upto, v_run_id);
+          case v_step.step
+            when 'insert' then v_batch_inserted := v_done.rows;
+            when 'update' then v_batch_updated := v_done.rows;
+            else v_batch_deleted := v_done.rows;
+          end case;
+          v_errors := v_errors + v_done.failed;
+          v_pass.errors := v_pass.errors + v_done.failed;
+          v_pass.written_xids := v_pass.written_xids || v_done.writers;
+        end loop;
+        v_inserted := v_inserted + v_batch_inserted;
+        v_updated := v_updated + v_batch_updated;
+        v_deleted := v_deleted + v_batch_deleted;
+      end if;
+
+      -- 3. The pass's tallies and position, by phase.
+      if v_pass.phase in ('auth', 'profiles') then
+        if v_range.upto is not null then
           if v_pass.phase = 'auth' then
             v_examined := v_examined + v_rows;
             v_pass.examined := v_pass.examined + v_rows;
             v_pass.auth_users := v_pass.auth_users + v_rows;
             -- Profiles: the users' (those still missing aside), after this batch's inserts.
-            v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_cut.missing) + v_written;
+            v_pass.profiles := v_pass.profiles + v_rows - cardinality(v_missing) + v_batch_inserted;
             -- The profiles this batch inserted or updated: the profile walk leaves them out.
-            v_pass.walked_profiles := v_pass.walked_profiles + v_rewritten;
+            v_pass.walked_profiles := v_pass.walked_profiles + v_batch_inserted + v_batch_updated;
           else
             v_pass.walked_profiles := v_pass.walked_profiles + v_rows - v_own;
           end if;
@@ -1089,35 +1159,19 @@ begin
           end if;
         end if;
       elsif v_pass.phase = 'deleted' then
-        -- The logged deletions, a batch at a time (at most a batch's writes): the
-        -- profiles still missing are inserted again, and counted with the profiles the
-        -- walk saw. In a database nobody writes to meanwhile, the walks saw every auth
-        -- user and every profile once: as many of each, the logged deletions aside,
-        -- leaves no profile missing or orphaned for the merge to find. Writes during the
-        -- walks make the counts disagree (the merge then runs, as in a full comparison),
-        -- or at worst hide one for this pass: the next pass's counts, at the latest the
-        -- next full comparison, find it.
-        select * into v_plan from user_sync.reconcile_plan_deleted(v_pass.last_id, v_since, v_max_writes);
-        v_written := 0;
-        if p_dry_run then
-          v_inserted := v_inserted + cardinality(v_plan.missing);
-        else
-          if cardinality(v_plan.missing) > 0 then
-            select * into v_done from user_sync.reconcile_apply_isolating(
-              'insert', v_plan.missing, v_sync_ts, null, null, v_run_id);
-            v_inserted := v_inserted + v_done.rows;
-            v_written := v_done.rows;
-            v_errors := v_errors + v_done.failed;
-            v_pass.errors := v_pass.errors + v_done.failed;
-            v_pass.written_xids := v_pass.written_xids || v_done.writers;
-          end if;
-          -- The batch's entries are seen to (those older than the pass).
-          delete from user_sync.deleted_profiles d
-          where (v_pass.last_id is null or d.user_id > v_pass.last_id)
-            and (v_plan.upto is null or d.user_id <= v_plan.upto)
-            and d.deleted_xid < v_pass.horizon;
+        -- The profiles inserted again count with the profiles the walk saw. In a
+        -- database nobody writes to meanwhile, the walks saw every auth user and every
+        -- profile once: as many of each, the logged deletions aside, leaves no profile
+        -- missing or orphaned for the merge to find. Writes during the walks make the
+        -- counts disagree (the merge then runs, as in a full comparison), or at worst
+        -- hide one for this pass: the next pass's counts, at the latest the next full
+        -- comparison, find it.
+        if not p_dry_run then
+          perform user_sync.reconcile_forget_deleted(v_pass.last_id, v_plan.upto, v_pass.horizon);
         end if;
-        v_pass.profiles := v_pass.profiles + v_written;
+        -- The auth walk counted a profile for each of these users (none was a candidate:
+        -- the walk inserts a candidate's missing profile): those not inserted again are not.
+        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + v_batch_inserted;
         v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
         v_pass.last_id := v_plan.upto;
         if v_plan.upto is null then
@@ -1153,45 +1207,13 @@ begin
         v_pass.last_id := v_errors_upto;
         v_complete := v_errors_upto is null;
       else
-        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
-        select * into v_plan from user_sync.reconcile_plan_ids(
-          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
-          v_max_writes);
-        v_written := 0;
-        if p_dry_run then
-          -- (a dry incremental pass counted the logged deletions already, and left them)
-          v_inserted := v_inserted + cardinality(v_plan.missing) - case when v_pass.full_compare then 0 else (
-            select count(*) from unnest(v_plan.missing) m (id)
-            where m.id = any (array(select d.user_id from user_sync.deleted_profiles d
-                                    where d.user_id = any (v_plan.missing)))) end;
-          v_deleted := v_deleted + cardinality(v_plan.orphaned);
-        else
-          for v_step in
-            select s.step, s.ids
-            from (values (1, 'insert', v_plan.missing), (2, 'delete', v_plan.orphaned)) s (n, step, ids)
-            where cardinality(s.ids) > 0
-            order by s.n
-          loop
-            select * into v_done from user_sync.reconcile_apply_isolating(v_step.step, v_step.ids, v_sync_ts, null, null, v_run_id);
-            if v_step.step = 'insert' then
-              v_inserted := v_inserted + v_done.rows;
-              v_written := v_written + v_done.rows;
-            else
-              v_deleted := v_deleted + v_done.rows;
-              v_written := v_written - v_done.rows;
-            end if;
-            v_errors := v_errors + v_done.failed;
-            v_pass.errors := v_pass.errors + v_done.failed;
-            v_pass.written_xids := v_pass.written_xids || v_done.writers;
-          end loop;
+        if not p_dry_run then
           perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
-          -- The logged deletions of the range are seen to.
-          delete from user_sync.deleted_profiles d
-          where (v_pass.last_id is null or d.user_id > v_pass.last_id)
-            and (v_plan.upto is null or d.user_id <= v_plan.upto)
-            and d.deleted_xid < v_pass.horizon;
+          perform user_sync.reconcile_forget_deleted(v_pass.last_id, v_plan.upto, v_pass.horizon);
         end if;
-        v_pass.profiles := v_pass.profiles - cardinality(v_plan.missing) + cardinality(v_plan.orphaned) + v_written;
+        -- (the users a dry incremental pass left out here were counted in phase deleted)
+        v_pass.profiles := v_pass.profiles - cardinality(v_missing) + cardinality(v_plan.orphaned)
+          + v_batch_inserted - v_batch_deleted;
         v_pass.last_id := v_plan.upto;
         v_complete := v_plan.upto is null;
       end if;

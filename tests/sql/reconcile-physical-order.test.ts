@@ -39,7 +39,11 @@ async function cleanup(db: postgres.Sql, prefix: string) {
 
 /** Bounded calls until the pass completes; their summed report. */
 async function healAll(db: postgres.Sql, maxMs = 0) {
-  const sum = { inserted: 0, updated: 0, deleted: 0, errors: 0, calls: 0, full_compare: false };
+  const sum = {
+    inserted: 0, updated: 0, deleted: 0, errors: 0, calls: 0, full_compare: false,
+    // the completing call's table sizes
+    auth_users: null as number | null, profiles: null as number | null,
+  };
   for (let i = 0; i < 10_000; i++) {
     const [{ r }] = await db`select user_sync.reconcile(false, 'test', ${maxMs}::integer) as r`;
     assert.equal(r.status, "ok", JSON.stringify(r));
@@ -49,10 +53,23 @@ async function healAll(db: postgres.Sql, maxMs = 0) {
     sum.errors += r.errors;
     sum.calls++;
     sum.full_compare = r.full_compare;
+    sum.auth_users = r.auth_users;
+    sum.profiles = r.profiles;
     if (r.complete) return sum;
   }
   throw new Error("the pass never completed");
 }
+
+/** The table sizes as they are, to compare with a pass's report. */
+async function sizes(db: postgres.Sql) {
+  const [c] = await db`select (select count(*)::int from auth.users) as auth_users,
+    (select count(*)::int from public.users) as profiles`;
+  return { auth_users: c.auth_users as number, profiles: c.profiles as number };
+}
+const reported = (r: { auth_users: number | null; profiles: number | null }) => ({
+  auth_users: r.auth_users,
+  profiles: r.profiles,
+});
 
 async function clean(db: postgres.Sql) {
   const [{ s }] = await db`select user_sync.status() as s`;
@@ -241,10 +258,12 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     // A dry run reports them and consumes nothing.
     const [{ r: dry }] = await db`select user_sync.reconcile(true, 'test') as r`;
     assert.equal(dry.inserted, 2, JSON.stringify(dry));
+    assert.deepEqual(reported(dry), await sizes(db), "a dry run reports the table sizes as they are");
     assert.equal((await lastPass(db)).logged, 2, "a dry run leaves the log");
 
     const healed = await healAll(db);
     assert.deepEqual([healed.inserted, healed.deleted, healed.full_compare], [2, 0, false]);
+    assert.deepEqual(reported(healed), await sizes(db), "the report counts each profile inserted again once");
     assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge; the log consumed");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
@@ -257,6 +276,7 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 1 });
     const merged = await healAll(db);
     assert.deepEqual([merged.inserted, merged.deleted], [0, 1]);
+    assert.deepEqual(reported(merged), await sizes(db));
     assert.equal((await lastPass(db)).phase, "ids", "the pass merged the ids");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
@@ -294,6 +314,7 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     const tampered = await healAll(db, 0);
     await db`reset user_sync.reconcile_batch_rows`;
     assert.deepEqual([tampered.inserted, tampered.updated, tampered.deleted], [3, 30, 0]);
+    assert.deepEqual(reported(tampered), await sizes(db));
     assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge after a drift");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
@@ -304,8 +325,12 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
       await tx`set local session_replication_role = replica`;
       await tx`delete from auth.users where id = ${uid(prefix, 140)}`;
     });
+    const [{ r: dryBoth }] = await db`select user_sync.reconcile(true, 'test') as r`;
+    assert.deepEqual([dryBoth.inserted, dryBoth.deleted], [12, 1], JSON.stringify(dryBoth));
+    assert.deepEqual(reported(dryBoth), await sizes(db), "a dry run that merges reports the sizes as they are");
     const both = await healAll(db, 0);
     assert.deepEqual([both.inserted, both.deleted], [12, 1]);
+    assert.deepEqual(reported(both), await sizes(db), "the report's sizes after the log and the merge");
     assert.deepEqual(await lastPass(db), { phase: "ids", finished: true, logged: 0 }, "merged after the log");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
 
