@@ -29,7 +29,10 @@ create table if not exists user_sync.reconcile_progress (
   walk_after tid,
   walk_blocks bigint,
   walked_profiles bigint not null default 0,
-  constraint reconcile_progress_phase_check check (phase in ('auth', 'profiles', 'deleted', 'ids', 'errors'))
+  bucket_differences integer[],
+  merge_buckets integer[],
+  constraint reconcile_progress_phase_check
+    check (phase in ('auth', 'profiles', 'deleted', 'recount_auth', 'recount_profiles', 'ids', 'errors'))
 );
 comment on table user_sync.reconcile_progress is
   'The reconcile pass in progress (finished_at null) or the last finished one, per kind (dry_run). Bounded reconcile calls continue from here.';
@@ -54,12 +57,16 @@ comment on column user_sync.reconcile_progress.batch_rows is 'Auth users per bat
 comment on column user_sync.reconcile_progress.last_full_compare_at is 'Start of the last finished full comparison (user_sync.config.full_compare_every).';
 comment on column user_sync.reconcile_progress.updated_at is 'Last call that moved the pass.';
 comment on column user_sync.reconcile_progress.phase is
-  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), ids (merging the ids of both primary keys), errors (an incremental pass without the merge: the open errors, a batch at a time).';
+  'Where the pass is: auth (walking auth.users in physical order), profiles (walking public.users), deleted (an incremental pass: the profiles deleted since, from user_sync.deleted_profiles), recount_auth and recount_profiles (an incremental pass whose walks disagreed: both tables counted again by id bucket), ids (merging the ids of both primary keys: every id, or the buckets that disagreed), errors (an incremental pass without the full merge: the open errors, a batch at a time).';
 comment on column user_sync.reconcile_progress.walk_after is 'The walk in progress (phases auth, profiles): the last tid examined; null before its first batch.';
 comment on column user_sync.reconcile_progress.walk_blocks is
   'Pages of the walked table when its walk began: the walk ends there (rows written later are newer than the horizon: the triggers and the next pass see to them).';
 comment on column user_sync.reconcile_progress.walked_profiles is
   'Profiles the pass has accounted for: those its walk of auth.users wrote, those its walk of public.users saw that the pass had not written, then the logged deletions found still missing. When it equals the auth users the walk of auth.users saw, an incremental pass has nothing for the id merge.';
+comment on column user_sync.reconcile_progress.bucket_differences is
+  'The recount (phases recount_auth, recount_profiles): per id bucket (user_sync.reconcile_bucket), the auth users counted less the profiles counted; null otherwise.';
+comment on column user_sync.reconcile_progress.merge_buckets is
+  'The id buckets whose recount disagreed, in order: the only ones an incremental pass merges (phase ids); null for a merge of every id.';
 revoke all on user_sync.reconcile_progress from public, anon, authenticated;
 grant select on user_sync.reconcile_progress to service_role;
 

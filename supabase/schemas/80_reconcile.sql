@@ -14,11 +14,17 @@
 --             time; when the walks saw as many profiles as auth users, those aside,
 --             nothing is left for the merge and the pass ends here, resolving the
 --             open errors (or goes on to errors when more are open than a batch compares)
---   ids       merge the ids of both primary keys: profiles missing for users the
---             walk did not look at, and orphaned profiles (and the open errors of each
---             id range are resolved)
---   errors    (an incremental pass that left out the merge) the open errors, a
---             batch's comparisons at a time, resolved when their user is now in sync
+--   recount_auth, recount_profiles
+--             (incremental passes whose walks disagreed) both tables counted again in
+--             physical order, by id bucket (the first 12 bits of the id): a row that an
+--             update moved across a walk while it ran (every sign-in updates auth.users)
+--             upsets the counts of its own bucket only
+--   ids       merge the ids of both primary keys (a full comparison: every id; an
+--             incremental pass: the buckets whose recount disagreed): profiles missing
+--             for users the walk did not look at, and orphaned profiles (and, merging
+--             every id, the open errors of each id range are resolved)
+--   errors    (an incremental pass) the open errors, a batch's comparisons at a time,
+--             resolved when their user is now in sync
 -- A failing row is isolated and recorded, the rest of its batch goes through; each
 -- batch moves user_sync.reconcile_progress forward in the same transaction. A call
 -- with p_max_ms stops taking batches once that much time has passed; the next call,
@@ -33,6 +39,8 @@
 --   reconcile_plan_auth      a stretch of auth.users: missing, candidates
 --   reconcile_plan_profiles  a stretch of public.users: candidates
 --   reconcile_plan_deleted   the next batch of logged deletions: missing profiles
+--   reconcile_bucket_sql     the id bucket of a user, for the recount
+--   reconcile_recount        a stretch of a walk counted by id bucket
 --   reconcile_plan_ids       the next id range of both keys: missing, orphaned
 --   reconcile_drifted        the candidates whose profile has drifted
 --   reconcile_cut_writes     a stretch's end when it has more to write than a batch takes
@@ -168,7 +176,7 @@ begin
     -- a dry pass never finishes a full comparison of the real kind
     last_full_compare_at = case when p.dry_run then p.last_full_compare_at else excluded.last_full_compare_at end,
     updated_at = now(), phase = excluded.phase, walk_after = null, walk_blocks = excluded.walk_blocks,
-    walked_profiles = 0
+    walked_profiles = 0, bucket_differences = null, merge_buckets = null
   returning * into v_pass;
   return v_pass;
 end
@@ -459,6 +467,88 @@ comment on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) is
   'The next p_max users of the deletion log after p_after (upto: the last, null at the log''s end) and those still missing while their auth user stays, written before p_since.';
 revoke execute on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) from public, anon, authenticated;
 
+-- The id bucket of a user (0 to 4095: the first 12 bits of the id, which random UUIDs
+-- spread evenly) as an expression over the id expression p_id, for dynamic SQL: the
+-- recount reads it for every row, so it is inline (a function with a SET clause is never
+-- inlined). user_sync.reconcile_bucket() and reconcile_bucket_last_id() answer for one id
+-- and for one bucket.
+create or replace function user_sync.reconcile_bucket_sql(p_id text) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select format('(pg_catalog.get_byte(pg_catalog.uuid_send(%1$s), 0) * 16 + pg_catalog.get_byte(pg_catalog.uuid_send(%1$s), 1) / 16)', p_id)
+$$;
+comment on function user_sync.reconcile_bucket_sql(text) is
+  'The id bucket (0 to 4095, the first 12 bits of the id) of the id expression p_id, as SQL text.';
+revoke execute on function user_sync.reconcile_bucket_sql(text) from public, anon, authenticated;
+
+-- The id bucket of one id (user_sync.reconcile_bucket_sql).
+create or replace function user_sync.reconcile_bucket(p_id uuid) returns integer
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_bucket integer;
+begin
+  execute format('select %s', user_sync.reconcile_bucket_sql('$1')) into v_bucket using p_id;
+  return v_bucket;
+end
+$$;
+comment on function user_sync.reconcile_bucket(uuid) is 'The id bucket (0 to 4095) of an id; null for null.';
+revoke execute on function user_sync.reconcile_bucket(uuid) from public, anon, authenticated;
+
+-- The last id of a bucket (its first 12 bits, the rest all ones): the end of its range
+-- in id order; the last id of the bucket before is where its range starts after.
+create or replace function user_sync.reconcile_bucket_last_id(p_bucket integer) returns uuid
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_bucket between 0 and 4095
+    then (pg_catalog.lpad(pg_catalog.to_hex(p_bucket), 3, '0') || 'fffff-ffff-ffff-ffff-ffffffffffff')::uuid end
+$$;
+comment on function user_sync.reconcile_bucket_last_id(integer) is
+  'The greatest id of an id bucket (0 to 4095); null for any other number.';
+revoke execute on function user_sync.reconcile_bucket_last_id(integer) from public, anon, authenticated;
+
+-- A stretch (p_after, p_upto] of a walk over p_table, read once (a TID Range Scan) and
+-- counted by id bucket: p_sign times each bucket's rows added to p_differences (auth
+-- users +1, profiles -1), and the rows counted. Every row counts: a row written during
+-- the recount upsets its own bucket's count, which the merge then looks at.
+create or replace function user_sync.reconcile_recount(
+  p_table regclass,
+  p_after tid,
+  p_upto tid,
+  p_differences integer[],
+  p_sign integer,
+  out differences integer[],
+  out rows bigint
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_bucket integer;
+  v_rows bigint;
+begin
+  differences := p_differences;
+  rows := 0;
+  for v_bucket, v_rows in execute format(
+      'select %s as bucket, count(*) as n from %s t where t.ctid > $1 and t.ctid <= $2 group by 1',
+      user_sync.reconcile_bucket_sql('t.id'), p_table)
+    using coalesce(p_after, '(0,0)'::tid), p_upto
+  loop
+    differences[v_bucket + 1] := differences[v_bucket + 1] + p_sign * v_rows;
+    rows := rows + v_rows;
+  end loop;
+end
+$$;
+comment on function user_sync.reconcile_recount(regclass, tid, tid, integer[], integer) is
+  'Counts a stretch of a walk (tids after p_after up to p_upto) by id bucket into a pass''s recount (p_sign: +1 for auth.users, -1 for public.users); also the rows counted.';
+revoke execute on function user_sync.reconcile_recount(regclass, tid, tid, integer[], integer) from public, anon, authenticated;
+
 -- The next id range after p_after (null: from the first id) of both primary keys,
 -- about p_rows auth users, paired by id (index-only scans, a merge join; only the
 -- unpaired ids leave the join): the missing profiles of users the auth walk did not
@@ -468,7 +558,8 @@ revoke execute on function user_sync.reconcile_plan_deleted(uuid, xid8, integer)
 -- the planner's statistics show ids spread evenly (random UUIDs), else (and when
 -- p_exact, tests) the p_rows-th id, which costs a scan of the range's keys; earlier
 -- when the range holds more than p_max_candidates missing or orphaned profiles (after
--- a bulk delete of profiles): at the last one a batch takes.
+-- a bulk delete of profiles): at the last one a batch takes; at p_until at the latest
+-- (null: the end of the keys).
 create or replace function user_sync.reconcile_plan_ids(
   p_after uuid,
   p_rows integer,
@@ -476,6 +567,7 @@ create or replace function user_sync.reconcile_plan_ids(
   p_total bigint,
   p_since xid8,
   p_max_candidates integer,
+  p_until uuid,
   out upto uuid,
   out missing uuid[],
   out orphaned uuid[]
@@ -516,6 +608,9 @@ begin
       + greatest(ceil(4294967296.0 * p_rows / p_total), 1)::bigint;
     upto := case when v_end < 4294967295 then (lpad(to_hex(v_end), 8, '0') || '-ffff-ffff-ffff-ffffffffffff')::uuid end;
   end if;
+  if p_until is not null and (upto is null or upto > p_until) then
+    upto := p_until;
+  end if;
   -- Dynamic SQL with the values as constants: each call is planned for its own range.
   execute format($q$
     select coalesce(array_agg(a.id) filter (where p.id is null), '{}'),
@@ -539,9 +634,9 @@ begin
       and not age(au.xmin) <= v_age;
 end
 $$;
-comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) is
-  'The next id range of both primary keys after an id, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
-revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer) from public, anon, authenticated;
+comment on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer, uuid) is
+  'The next id range of both primary keys after an id and up to p_until at most, with at most p_max_candidates missing and orphaned profiles each: missing profiles the auth walk did not look at, orphaned profiles, the range''s last id (null at the end).';
+revoke execute on function user_sync.reconcile_plan_ids(uuid, integer, boolean, bigint, xid8, integer, uuid) from public, anon, authenticated;
 
 -- The users among p_ids whose profile has drifted from what the field rules derive
 -- (a comparison, no write): what a walk's candidates need written.
@@ -858,10 +953,11 @@ comment on function user_sync.reconcile_forget_deleted(uuid, uuid, xid8) is
 revoke execute on function user_sync.reconcile_forget_deleted(uuid, uuid, xid8) from public, anon, authenticated;
 
 -- What a pass has left, in users (an estimate): the auth users its walk has not
--- reached, then the profiles the profile walk has not (pages left at the table's
--- rows per page), the entries of the deletion log an incremental pass has not, or the
--- open errors (up to a million counted), then the share of the id space the id merge
--- has not. 0 once the pass finished; null when the table size is unknown.
+-- reached, then the rows the profile walk or a recount has not (pages left at the
+-- table's rows per page), the entries of the deletion log an incremental pass has not,
+-- or the open errors (up to a million counted), then the share of the id space (or of
+-- the buckets to merge) the id merge has not. 0 once the pass finished; null when the
+-- table size is unknown.
 create or replace function user_sync.reconcile_remaining(p_pass user_sync.reconcile_progress) returns bigint
 language sql
 stable
@@ -880,10 +976,16 @@ as $$
         select 1 from user_sync.errors e
         where e.resolved_at is null and (p_pass.last_id is null or e.user_id > p_pass.last_id)
         limit 1000000) x)
-    when p_pass.phase = 'profiles' then (
+    when p_pass.phase in ('profiles', 'recount_auth', 'recount_profiles') then (
       select greatest(p_pass.walk_blocks - 1 - coalesce((p_pass.walk_after::text::point)[0]::bigint, -1), 0)
              * coalesce(c.reltuples / nullif(c.relpages, 0), 50)::bigint
-      from pg_catalog.pg_class c where c.oid = 'public.users'::regclass)
+      from pg_catalog.pg_class c
+      where c.oid = case when p_pass.phase = 'recount_auth' then 'auth.users' else 'public.users' end::regclass)
+    when p_pass.merge_buckets is not null then (
+      select round(count(*) * p_pass.total / 4096.0)::bigint
+      from unnest(p_pass.merge_buckets) b
+      where p_pass.last_id is null or b.b > user_sync.reconcile_bucket(p_pass.last_id)
+         or (b.b = user_sync.reconcile_bucket(p_pass.last_id) and p_pass.last_id < user_sync.reconcile_bucket_last_id(b.b)))
     else round(p_pass.total * (1 - coalesce(
       ('x' || left(replace(p_pass.last_id::text, '-', ''), 8))::bit(32)::bigint / 4294967296.0, 0)))::bigint
   end
@@ -964,6 +1066,13 @@ declare
   v_batch_updated bigint;
   v_batch_deleted bigint;
   v_own bigint;
+  -- The id merge's range (v_after, v_until] and bucket (merging only some buckets).
+  v_after uuid;
+  v_until uuid;
+  v_bucket integer;
+  v_recount record;
+  -- An incremental pass has nothing left to merge: it ends by resolving open errors.
+  v_end_incremental boolean;
   v_errors_upto uuid;
   v_rows bigint;
   v_state text;
@@ -1022,6 +1131,7 @@ begin
       v_orphaned := '{}';
       v_apply_after := null;
       v_apply_upto := null;
+      v_end_incremental := false;
 
       -- 1. The batch's plan, by phase: the profiles to insert, update and delete.
       if v_pass.phase in ('auth', 'profiles') then
@@ -1072,11 +1182,36 @@ begin
         -- profiles still missing are inserted again.
         select * into v_plan from user_sync.reconcile_plan_deleted(v_pass.last_id, v_since, v_max_writes);
         v_missing := v_plan.missing;
+      elsif v_pass.phase in ('recount_auth', 'recount_profiles') then
+        -- A stretch of a recount in physical order, counted by id bucket (no writes).
+        v_walked_table := case when v_pass.phase = 'recount_auth' then 'auth.users' else 'public.users' end::regclass;
+        select * into v_range from user_sync.reconcile_walk_range(
+          v_walked_table,
+          v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        if v_range.upto is not null then
+          select * into v_recount from user_sync.reconcile_recount(
+            v_walked_table, v_pass.walk_after, v_range.upto, v_pass.bucket_differences,
+            case when v_pass.phase = 'recount_auth' then 1 else -1 end);
+          v_pass.bucket_differences := v_recount.differences;
+          v_rows := v_recount.rows;
+        end if;
       elsif v_pass.phase = 'ids' then
-        -- The next id range of both keys: missing profiles the walk did not look at, orphans.
+        -- The next id range of both keys: missing profiles the walk did not look at,
+        -- orphans. Every id, or the buckets to merge: within the bucket of the last id,
+        -- else from the start of the next one.
+        v_after := v_pass.last_id;
+        v_until := null;
+        if v_pass.merge_buckets is not null then
+          v_bucket := user_sync.reconcile_bucket(v_pass.last_id);
+          if v_pass.last_id is null or v_pass.last_id = user_sync.reconcile_bucket_last_id(v_bucket) then
+            v_bucket := (select min(b) from unnest(v_pass.merge_buckets) b where b > coalesce(v_bucket, -1));
+            v_after := user_sync.reconcile_bucket_last_id(v_bucket - 1);
+          end if;
+          v_until := user_sync.reconcile_bucket_last_id(v_bucket);
+        end if;
         select * into v_plan from user_sync.reconcile_plan_ids(
-          v_pass.last_id, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
-          v_max_writes);
+          v_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.total, v_since,
+          v_max_writes, v_until);
         v_missing := v_plan.missing;
         v_orphaned := v_plan.orphaned;
         if p_dry_run and not v_pass.full_compare then
@@ -1175,23 +1310,38 @@ begin
         v_pass.walked_profiles := v_pass.walked_profiles + cardinality(v_plan.missing);
         v_pass.last_id := v_plan.upto;
         if v_plan.upto is null then
-          -- The log is done.
+          -- The log is done. The walks agree: nothing to merge. They disagree: both
+          -- tables are counted again by id bucket (a row moved by an update while the
+          -- walks ran, every sign-in's, upsets one bucket), and the buckets that still
+          -- disagree are merged.
           if v_pass.auth_users <> v_pass.walked_profiles then
+            v_pass.phase := 'recount_auth';
+            v_pass.walk_after := null;
+            v_pass.walk_blocks := pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer;
+            v_pass.bucket_differences := array_fill(0, array[4096]);
+            v_pass.last_id := null;
+          else
+            v_end_incremental := true;
+          end if;
+        end if;
+      elsif v_pass.phase in ('recount_auth', 'recount_profiles') then
+        v_pass.walk_after := v_range.upto;
+        if v_range.last then
+          v_pass.walk_after := null;
+          if v_pass.phase = 'recount_auth' then
+            v_pass.phase := 'recount_profiles';
+            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+          else
+            v_pass.walk_blocks := null;
+            v_pass.merge_buckets := array(
+              select d.n - 1 from unnest(v_pass.bucket_differences) with ordinality d (difference, n)
+              where d.difference <> 0 order by d.n);
+            v_pass.bucket_differences := null;
             -- (the merge's first batch as small as after a walk: at most twice this)
             v_pass.phase := 'ids';
             v_pass.last_id := null;
             v_pass.batch_rows := least(v_pass.batch_rows, 1000);
-          elsif not p_dry_run
-                and (select count(*) from (select from user_sync.errors e where e.resolved_at is null
-                                           limit v_max_candidates + 1) o) > v_max_candidates then
-            -- More errors open than a batch compares: a batch of them at a time.
-            v_pass.phase := 'errors';
-            v_pass.last_id := null;
-          else
-            if not p_dry_run then
-              perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
-            end if;
-            v_complete := true;
+            v_end_incremental := cardinality(v_pass.merge_buckets) = 0;
           end if;
         end if;
       elsif v_pass.phase = 'errors' then
@@ -1207,15 +1357,37 @@ begin
         v_pass.last_id := v_errors_upto;
         v_complete := v_errors_upto is null;
       else
-        if not p_dry_run then
-          perform user_sync.reconcile_resolve_errors(v_pass.last_id, v_plan.upto, v_run_id);
-          perform user_sync.reconcile_forget_deleted(v_pass.last_id, v_plan.upto, v_pass.horizon);
+        if not p_dry_run and v_pass.merge_buckets is null then
+          perform user_sync.reconcile_resolve_errors(v_after, v_plan.upto, v_run_id);
+          perform user_sync.reconcile_forget_deleted(v_after, v_plan.upto, v_pass.horizon);
         end if;
         -- (the users a dry incremental pass left out here were counted in phase deleted)
         v_pass.profiles := v_pass.profiles - cardinality(v_missing) + cardinality(v_plan.orphaned)
           + v_batch_inserted - v_batch_deleted;
         v_pass.last_id := v_plan.upto;
-        v_complete := v_plan.upto is null;
+        if v_pass.merge_buckets is null then
+          v_complete := v_plan.upto is null;
+        else
+          -- The last bucket to merge is done: the pass ends as one that merged nothing.
+          v_end_incremental := v_plan.upto = v_until
+            and not exists (select from unnest(v_pass.merge_buckets) b where b > v_bucket);
+        end if;
+      end if;
+
+      -- An incremental pass left with nothing to merge resolves the open errors: at
+      -- once, or a batch at a time when more are open than a batch compares.
+      if v_end_incremental then
+        if not p_dry_run
+           and (select count(*) from (select from user_sync.errors e where e.resolved_at is null
+                                      limit v_max_candidates + 1) o) > v_max_candidates then
+          v_pass.phase := 'errors';
+          v_pass.last_id := null;
+        else
+          if not p_dry_run then
+            perform user_sync.reconcile_resolve_errors(null, null, v_run_id);
+          end if;
+          v_complete := true;
+        end if;
       end if;
       exit when v_complete;
 
@@ -1255,7 +1427,8 @@ begin
       errors = v_pass.errors, written_xids = v_pass.written_xids, batch_rows = v_pass.batch_rows,
       last_full_compare_at = v_pass.last_full_compare_at, updated_at = v_pass.updated_at,
       phase = v_pass.phase, walk_after = v_pass.walk_after, walk_blocks = v_pass.walk_blocks,
-      walked_profiles = v_pass.walked_profiles
+      walked_profiles = v_pass.walked_profiles, bucket_differences = v_pass.bucket_differences,
+      merge_buckets = v_pass.merge_buckets
     where p.dry_run = p_dry_run;
 
     v_status := case when v_errors > 0 then 'errors' else 'ok' end;

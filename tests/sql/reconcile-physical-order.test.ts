@@ -394,3 +394,72 @@ Deno.test("users who sign up while a pass walks do not make it merge the ids", a
     await db.end();
   }
 });
+
+/** The id buckets the last pass merged (null: every id) and its phase. */
+async function merged(db: postgres.Sql) {
+  const [p] = await db`select phase, merge_buckets from user_sync.reconcile_progress where not dry_run`;
+  return { phase: p.phase as string, buckets: p.merge_buckets as number[] | null };
+}
+
+Deno.test("sign-ins that move auth rows while a pass walks make it merge only the id buckets that disagree", async () => {
+  const db = sql();
+  const auth = postgres(dbUrl("supabase_auth_admin"), { max: 1, prepare: false, onnotice: () => {} });
+  const prefix = "3a1c0007";
+  try {
+    await seed(db, prefix, 400, true);
+    await healAll(db);
+    await healAll(db); // incremental from here on
+    await db`delete from user_sync.deleted_profiles`; // what other tests left
+    await db`update user_sync.errors set resolved_at = now() where resolved_at is null`;
+    await db`set user_sync.reconcile_batch_rows = 20`;
+
+    // One pass, a batch of 20 rows per call; once the auth walk has passed a page of the
+    // seeded users, GoTrue signs them in (last_sign_in_at, as supabase_auth_admin): on a
+    // full page each new row version goes to another page, ahead of the walk, which then
+    // meets those users twice. The walks disagree; the recount by id bucket agrees.
+    const pass = async (signIns: (walkedTo: string) => Promise<number>) => {
+      let signedIn = 0;
+      for (let complete = false; !complete;) {
+        const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
+        assert.equal(r.status, "ok", JSON.stringify(r));
+        complete = r.complete;
+        const [p] = await db`select phase, walk_after::text as walk_after from user_sync.reconcile_progress where not dry_run`;
+        if (!complete && p.phase === "auth" && signedIn === 0 && p.walk_after) signedIn = await signIns(p.walk_after);
+      }
+      return signedIn;
+    };
+    const signInWalked = async (walkedTo: string) => {
+      const rows = await auth.unsafe(
+        `update auth.users set last_sign_in_at = now()
+         where id::text like '${prefix}%' and ctid <= '${walkedTo}'::tid returning id`,
+      );
+      return rows.length;
+    };
+    const moved = await pass(signInWalked);
+    assert.ok(moved > 0, "users signed in behind the walk");
+    assert.deepEqual(await merged(db), { phase: "ids", buckets: [] }, "recounted, no id merged");
+    // (a sign-in whose new row version went behind the walk is the next pass's)
+    await healAll(db);
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+
+    // The same with an orphan nothing logs (its auth user deleted under replica mode):
+    // the pass merges its bucket alone, and the orphan goes.
+    const orphan = uid(prefix, 399);
+    await db.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`delete from auth.users where id = ${orphan}`;
+    });
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 1 });
+    await pass(signInWalked);
+    const [{ bucket }] = await db`select user_sync.reconcile_bucket(${orphan}) as bucket`;
+    assert.deepEqual(await merged(db), { phase: "ids", buckets: [bucket] }, "only the orphan's bucket merged");
+    assert.deepEqual((await clean(db)).orphaned, 0, "the orphan is gone");
+    await healAll(db);
+    assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
+  } finally {
+    await db`reset user_sync.reconcile_batch_rows`;
+    await cleanup(db, prefix);
+    await auth.end();
+    await db.end();
+  }
+});
