@@ -984,8 +984,9 @@ as $$
     when p_pass.merge_buckets is not null then (
       select round(count(*) * p_pass.total / 4096.0)::bigint
       from unnest(p_pass.merge_buckets) b
-      where p_pass.last_id is null or b.b > user_sync.reconcile_bucket(p_pass.last_id)
-         or (b.b = user_sync.reconcile_bucket(p_pass.last_id) and p_pass.last_id < user_sync.reconcile_bucket_last_id(b.b)))
+      cross join (select user_sync.reconcile_bucket(p_pass.last_id) as b) cur
+      where p_pass.last_id is null or b.b > cur.b
+         or (b.b = cur.b and p_pass.last_id < user_sync.reconcile_bucket_last_id(b.b)))
     else round(p_pass.total * (1 - coalesce(
       ('x' || left(replace(p_pass.last_id::text, '-', ''), 8))::bit(32)::bigint / 4294967296.0, 0)))::bigint
   end
