@@ -18,7 +18,8 @@
 -- each the same delete of the log's entries, and a dry run's merge subtracted the logged
 -- deletions from its count. Now a phase plans its batch (a dry incremental merge leaves
 -- the logged deletions out there), one step writes it, and the phase counts it; the
--- log's entries go through user_sync.reconcile_forget_deleted. One fix: a pass that
+-- log's entries go through user_sync.reconcile_forget_deleted, and a table's pages (where a walk ends)
+-- are user_sync.reconcile_table_blocks. One fix: a pass that
 -- inserted logged deletions again reported one profile too many for each (profiles, in
 -- its report and in user_sync.runs), as the auth walk had counted them already; a dry
 -- run reported them as present.
@@ -36,6 +37,19 @@ comment on column user_sync.reconcile_progress.bucket_differences is
   'The recount (phases recount_auth, recount_profiles): per id bucket (user_sync.reconcile_bucket), the auth users counted less the profiles counted; null otherwise.';
 comment on column user_sync.reconcile_progress.merge_buckets is
   'The id buckets whose recount disagreed, in order: the only ones an incremental pass merges (phase ids); null for a merge of every id.';
+
+-- The pages a table has now: where a walk of it (or a recount) ends, rows written later
+-- being newer than the pass.
+create or replace function user_sync.reconcile_table_blocks(p_table regclass) returns bigint
+language sql
+volatile
+set search_path = ''
+as $$
+  select pg_catalog.pg_relation_size(p_table) / pg_catalog.current_setting('block_size')::integer
+$$;
+comment on function user_sync.reconcile_table_blocks(regclass) is
+  'The pages a table has now (its size over the block size): where a reconcile walk of it ends.';
+revoke execute on function user_sync.reconcile_table_blocks(regclass) from public, anon, authenticated;
 
 -- Starts a pass of the given kind. It compares every profile when there is no
 -- horizon to start from (first pass, errors, other basis, too old for 32-bit
@@ -68,7 +82,7 @@ begin
   -- The planner's estimate, scaled to the table's current size as the planner does
   -- (counted when the table was never analyzed or was empty then, up to 100,000).
   select case when c.relpages > 0 and c.reltuples > 0 then
-           (c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::integer))::bigint
+           (c.reltuples / c.relpages * user_sync.reconcile_table_blocks(c.oid))::bigint
          end into v_total
   from pg_catalog.pg_class c where c.oid = 'auth.users'::regclass;
   if v_total is null then
@@ -87,7 +101,7 @@ begin
     pg_snapshot_xmin(pg_current_snapshot()), p_basis,
     null, 0, v_total, 0, 0, 0, '{}', p_batch_rows,
     v_last_full, now(), 'auth', null,
-    pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer, 0)
+    user_sync.reconcile_table_blocks('auth.users'), 0)
   on conflict (dry_run) do update set
     run_id = excluded.run_id, started_at = excluded.started_at, finished_at = null,
     full_compare = excluded.full_compare, since = excluded.since, skip_xids = excluded.skip_xids,
@@ -477,13 +491,16 @@ begin
       v_apply_upto := null;
       v_end_incremental := false;
 
-      -- 1. The batch's plan, by phase: the profiles to insert, update and delete.
-      if v_pass.phase in ('auth', 'profiles') then
-        -- A stretch of a walk in physical order.
-        v_walked_table := case when v_pass.phase = 'auth' then 'auth.users' else 'public.users' end::regclass;
+      -- The walks and the recount read a table in physical order: the batch's stretch.
+      if v_pass.phase in ('auth', 'profiles', 'recount_auth', 'recount_profiles') then
+        v_walked_table := case when v_pass.phase in ('auth', 'recount_auth') then 'auth.users' else 'public.users' end::regclass;
         select * into v_range from user_sync.reconcile_walk_range(
           v_walked_table,
           v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+      end if;
+
+      -- 1. The batch's plan, by phase: the profiles to insert, update and delete.
+      if v_pass.phase in ('auth', 'profiles') then
         v_walked_to := v_range.upto;
         if v_range.upto is not null then
           -- Its candidates: the auth walk's users without a profile (missing) and with
@@ -527,11 +544,7 @@ begin
         select * into v_plan from user_sync.reconcile_plan_deleted(v_pass.last_id, v_since, v_max_writes);
         v_missing := v_plan.missing;
       elsif v_pass.phase in ('recount_auth', 'recount_profiles') then
-        -- A stretch of a recount in physical order, counted by id bucket (no writes).
-        v_walked_table := case when v_pass.phase = 'recount_auth' then 'auth.users' else 'public.users' end::regclass;
-        select * into v_range from user_sync.reconcile_walk_range(
-          v_walked_table,
-          v_pass.walk_after, coalesce(v_fixed_rows, v_pass.batch_rows), v_fixed_rows is not null, v_pass.walk_blocks);
+        -- The stretch counted by id bucket (no writes).
         if v_range.upto is not null then
           select * into v_recount from user_sync.reconcile_recount(
             v_walked_table, v_pass.walk_after, v_range.upto, v_pass.bucket_differences,
@@ -628,7 +641,7 @@ begin
           v_pass.batch_rows := least(v_pass.batch_rows, 2000);
           if v_pass.phase = 'auth' then
             v_pass.phase := 'profiles';
-            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+            v_pass.walk_blocks := user_sync.reconcile_table_blocks('public.users');
           else
             -- A full comparison merges the ids; an incremental pass first looks at the
             -- profiles logged as deleted, and merges only when the walks disagree.
@@ -661,7 +674,7 @@ begin
           if v_pass.auth_users <> v_pass.walked_profiles then
             v_pass.phase := 'recount_auth';
             v_pass.walk_after := null;
-            v_pass.walk_blocks := pg_catalog.pg_relation_size('auth.users'::regclass) / current_setting('block_size')::integer;
+            v_pass.walk_blocks := user_sync.reconcile_table_blocks('auth.users');
             v_pass.bucket_differences := array_fill(0, array[4096]);
             v_pass.last_id := null;
           else
@@ -674,7 +687,7 @@ begin
           v_pass.walk_after := null;
           if v_pass.phase = 'recount_auth' then
             v_pass.phase := 'recount_profiles';
-            v_pass.walk_blocks := pg_catalog.pg_relation_size('public.users'::regclass) / current_setting('block_size')::integer;
+            v_pass.walk_blocks := user_sync.reconcile_table_blocks('public.users');
           else
             v_pass.walk_blocks := null;
             v_pass.merge_buckets := array(
