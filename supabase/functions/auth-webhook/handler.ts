@@ -122,26 +122,50 @@ class HookTimeout extends Error {
   }
 }
 
+// Past the server's statement_timeout, the client stops waiting too (a database that
+// does not answer at all): a few milliseconds for the error to travel.
+const CLIENT_GRACE_MS = 250;
+
+/**
+ * Auth's role for the user, read within `budgetMs`. The database ends the lookup itself
+ * (a local statement_timeout), so the connection goes back to the pool clean. (A
+ * client-side cancel is taken by PostgreSQL asynchronously: it could land on the
+ * connection's next query, failing someone else's lookup.) A database that does not
+ * answer at all is left behind after the grace; its late answer is dropped.
+ */
+async function authRoleWithin(
+  ctx: FunctionContext,
+  userId: string,
+  budgetMs: number,
+): Promise<string | null> {
+  const query = transaction(ctx.sql(), budgetMs, [
+    `select user_sync.auth_role(${literal.uuid(userId)}) as role`,
+  ]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HookTimeout()), budgetMs + CLIENT_GRACE_MS);
+  });
+  try {
+    const [[row]] = await Promise.race([query, late]);
+    return (row?.role as string | null | undefined) ?? null;
+  } catch (err) {
+    query.catch(() => {}); // left behind: its outcome no longer matters
+    throw sqlState(err) === "57014" ? new HookTimeout() : err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function customAccessToken(
   ctx: FunctionContext,
   payload: z.infer<typeof CustomAccessTokenPayload>,
 ): Promise<Response> {
   const claims = payload.claims;
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     // Read-only, with a short budget: Auth gives the hook 5 s in all. Auth's truth,
     // not the mirror (which may lag): null when the user is gone, soft-deleted or banned.
-    const query = ctx.sql()<{ role: string | null }[]>`
-      select user_sync.auth_role(${payload.user_id}::uuid) as role`;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        query.cancel();
-        reject(new HookTimeout());
-      }, ctx.config.hookTimeoutMs);
-    });
-    const rows = await Promise.race([query.execute(), timeout]);
-    const role = rows[0]?.role ?? null;
+    const role = await authRoleWithin(ctx, payload.user_id, ctx.config.hookTimeoutMs);
     if (role === null) {
       ctx.log("warn", "claims unchanged", {
         hook: "custom_access_token",
@@ -170,8 +194,6 @@ async function customAccessToken(
       ...errorFields(err),
     });
     return json(200, { claims });
-  } finally {
-    clearTimeout(timer);
   }
 }
 
