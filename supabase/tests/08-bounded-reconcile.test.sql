@@ -4,7 +4,7 @@
 -- start; a failing row is isolated and recorded while the rest of its batch goes
 -- through; the daily full comparison; the signature and its grants.
 begin;
-select plan(27);
+select plan(30);
 
 -- signature ----------------------------------------------------------------------------
 select function_returns('user_sync', 'reconcile', array['boolean', 'text', 'integer'], 'jsonb',
@@ -50,6 +50,12 @@ create temp table pass_start as select horizon from user_sync.reconcile_progress
 select ok((select h ? 'examined' and h ? 'total' and h ? 'rate' and h ? 'eta_seconds' and h ? 'started_at'
                   and (h ->> 'examined')::int = 10 from (select user_sync.status() -> 'heal' as h) s),
   'status() shows the unfinished heal: examined, total, rate, eta_seconds, started_at');
+select is(user_sync.heal_progress() - 'rate' - 'eta_seconds', (user_sync.status() -> 'heal') - 'rate' - 'eta_seconds',
+  'heal_progress() answers status().heal without the counts (rate and eta_seconds move with the clock)');
+select ok(has_function_privilege('service_role', 'user_sync.heal_progress()', 'execute')
+  and not has_function_privilege('anon', 'user_sync.heal_progress()', 'execute')
+  and not has_function_privilege('authenticated', 'user_sync.heal_progress()', 'execute'),
+  'only service_role may read heal_progress()');
 
 -- the next call continues; a dry run in between does not move the real pass -----------------
 create temp table d1 as select user_sync.reconcile(true, 'test', 0) as r;
@@ -75,6 +81,7 @@ select is((select horizon from user_sync.runs where id = (select (r ->> 'run_id'
   (select horizon from pass_start), 'the complete pass hands on the horizon taken at its start (its first call)');
 select ok((select (r ->> 'auth_users')::bigint = (r ->> 'examined')::bigint from c3), 'the complete call reports the auth users it saw');
 select is(user_sync.status() -> 'heal', 'null'::jsonb, 'status().heal is null when no pass is unfinished');
+select is(user_sync.heal_progress(), null, 'heal_progress() is null when no pass is unfinished');
 
 -- the next (incremental) pass still finds what changed behind the cursor ----------------------------
 create temp table c4 as select user_sync.reconcile(false, 'test') as r;

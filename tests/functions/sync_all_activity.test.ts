@@ -1,5 +1,6 @@
-// sync-all GET ?include=runs,errors: the admin dashboard's lists of recent runs and
-// open errors, for the same callers as status() and nobody else.
+// sync-all GET ?include=runs,errors,heal,health: the admin dashboard's lists of recent
+// runs and open errors, and status()'s parts that cost no pass over the users (the heal's
+// progress, health), for the same callers as status() and nobody else.
 import assert from "node:assert/strict";
 import {
   assertErrorShape,
@@ -62,6 +63,43 @@ Deno.test({
 
 Deno.test({
   ...integration,
+  name: "GET ?include=heal,health&status=false: an unfinished heal's progress and the health, without status()'s counts",
+  async fn() {
+    const stack = await t.stack();
+    await signedInUser(stack);
+    await signedInUser(stack);
+    // a pass left unfinished after one batch of one user
+    await t.db().begin(async (tx) => {
+      await tx`set local user_sync.reconcile_batch_rows = 1`;
+      await tx`select user_sync.reconcile(false, 'test', 0)`;
+    });
+    try {
+      const cheap = await call(stack, "sync-all?include=heal,health&status=false", {
+        headers: serviceHeaders(stack),
+      });
+      assert.equal(cheap.status, 200);
+      assert.deepEqual(Object.keys(cheap.body).sort(), ["heal", "health"], "no counts, no lists");
+      assert.equal(cheap.body.heal.examined, 1, "the pass examined one user");
+      assert.ok(cheap.body.heal.total >= 2, `of ${cheap.body.heal.total}`);
+      for (const k of ["rate", "eta_seconds", "started_at"]) assert.ok(k in cheap.body.heal, `heal has ${k}`);
+      assert.equal(typeof cheap.body.health.ok, "boolean");
+      assert.ok(Array.isArray(cheap.body.health.problems));
+
+      const full = await call(stack, "sync-all?include=heal,health", { headers: serviceHeaders(stack) });
+      assert.ok("auth_users" in full.body, "with status(), its counts");
+      assert.equal(full.body.heal.examined, cheap.body.heal.examined, "the same progress as status().heal");
+      assert.equal(full.body.heal.started_at, cheap.body.heal.started_at);
+      assert.deepEqual(full.body.health, cheap.body.health, "the same health as status()");
+    } finally {
+      await t.db()`select user_sync.reconcile(false, 'test')`;
+    }
+    const done = await call(stack, "sync-all?include=heal&status=false", { headers: serviceHeaders(stack) });
+    assert.deepEqual(done.body, { heal: null }, "no unfinished pass: heal is null");
+  },
+});
+
+Deno.test({
+  ...integration,
   name: "GET ?include= answers admins, refuses users, and rejects unknown lists and flags",
   async fn() {
     const stack = await t.stack();
@@ -88,6 +126,14 @@ Deno.test({
       headers: userHeaders(stack, user.accessToken),
     });
     assert.equal(listsAsUser.status, 403, "the lists alone are for admins too");
+    const healAsUser = await call(stack, "sync-all?include=heal,health&status=false", {
+      headers: userHeaders(stack, user.accessToken),
+    });
+    assert.equal(healAsUser.status, 403, "the heal's progress and the health are for admins too");
+    const healAsAdmin = await call(stack, "sync-all?include=heal,health&status=false", {
+      headers: userHeaders(stack, admin.accessToken),
+    });
+    assert.equal(healAsAdmin.status, 200);
   },
 });
 

@@ -1,21 +1,23 @@
-// sync-all GET ?include=runs,errors: the recent runs and the open errors, for the admin
-// dashboard. user_sync is never exposed through the Data API, so the dashboard reads
-// these lists here, beside status(), with the same callers (secret key, admins).
-// `&status=false` answers the lists alone (the dashboard shows them at once, while
-// status(), a pass over every user, is still counting).
+// sync-all GET ?include=runs,errors,heal,health: the recent runs and the open errors,
+// for the admin dashboard, and the parts of status() that cost no pass over the users:
+// `heal` (the unfinished pass's progress: what a progress bar polls every second) and
+// `health` (what a monitor polls). user_sync is never exposed through the Data API, so
+// the dashboard reads these here, beside status(), with the same callers (secret key,
+// admins). `&status=false` answers them alone, at once at any size, while status()'s
+// counts are a pass over every user (about 11 s at 10M).
 import type { Sql } from "../_shared/db.ts";
 import { HttpError } from "../_shared/http.ts";
 
-/** Lists a GET may add to status(), by name. */
-export const ACTIVITY_LISTS = ["runs", "errors"] as const;
-export type ActivityList = (typeof ACTIVITY_LISTS)[number];
+/** Parts a GET may add to status(), by name. */
+export const INCLUDE_PARTS = ["runs", "errors", "heal", "health"] as const;
+export type IncludePart = (typeof INCLUDE_PARTS)[number];
 
 /** How many rows each list holds (newest first). */
 export const ACTIVITY_LIMIT = 50;
 
 /** What a GET asks for: the lists of `?include=`, and status() unless `?status=false`. */
 export interface ActivityQuery {
-  include: ActivityList[];
+  include: IncludePart[];
   /** status() costs a pass over every user (seconds at 1M); lists alone are instant. */
   withStatus: boolean;
 }
@@ -27,22 +29,26 @@ export function parseActivityQuery(url: URL): ActivityQuery {
     throw new HttpError(400, "invalid_input", "status must be true or false.", { status });
   }
   if (status === "false" && include.length === 0) {
-    throw new HttpError(400, "invalid_input", "status=false needs include=runs and/or errors.");
+    throw new HttpError(
+      400,
+      "invalid_input",
+      `status=false needs include= one or more of ${INCLUDE_PARTS.join(", ")}.`,
+    );
   }
   return { include, withStatus: status !== "false" };
 }
 
 /** The lists named by `?include=` (comma-separated); unknown names are a 400. */
-export function parseInclude(url: URL): ActivityList[] {
+export function parseInclude(url: URL): IncludePart[] {
   const raw = url.searchParams.getAll("include").flatMap((v) => v.split(","));
   const names = raw.map((v) => v.trim()).filter((v) => v !== "");
-  const unknown = names.filter((n) => !(ACTIVITY_LISTS as readonly string[]).includes(n));
+  const unknown = names.filter((n) => !(INCLUDE_PARTS as readonly string[]).includes(n));
   if (unknown.length > 0) {
-    throw new HttpError(400, "invalid_input", "Unknown list in include.", {
-      include: { unknown, allowed: ACTIVITY_LISTS },
+    throw new HttpError(400, "invalid_input", "Unknown part in include.", {
+      include: { unknown, allowed: INCLUDE_PARTS },
     });
   }
-  return [...new Set(names as ActivityList[])];
+  return [...new Set(names as IncludePart[])];
 }
 
 /** The recent runs (JSON numbers, not bigint strings) (dry, skipped and failed ones too), newest first. */
@@ -75,14 +81,26 @@ export async function openErrors(sql: Sql): Promise<unknown[]> {
   return list;
 }
 
-/** status() plus the lists asked for. */
+/** user_sync.heal_progress() and user_sync.health(): status()'s cheap parts. */
+async function cheapStatusPart(sql: Sql, part: "heal" | "health"): Promise<unknown> {
+  const [{ value }] = part === "heal"
+    ? await sql<{ value: unknown }[]>`select user_sync.heal_progress() as value`
+    : await sql<{ value: unknown }[]>`select user_sync.health() as value`;
+  return value;
+}
+
+/** status() (or nothing, with status=false) plus the parts asked for. */
 export async function withActivity(
   sql: Sql,
   status: Record<string, unknown>,
-  include: ActivityList[],
+  include: IncludePart[],
 ): Promise<Record<string, unknown>> {
   const out = { ...status };
   if (include.includes("runs")) out.runs = await recentRuns(sql);
   if (include.includes("errors")) out.errors = await openErrors(sql);
+  // status() answers these already; read them apart only without it
+  for (const part of ["heal", "health"] as const) {
+    if (include.includes(part) && !(part in status)) out[part] = await cheapStatusPart(sql, part);
+  }
   return out;
 }

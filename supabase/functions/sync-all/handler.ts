@@ -87,7 +87,7 @@ export const createSyncAllHandler = defineFunction({
     requireServiceOrAdmin(caller);
 
     if (req.method === "GET") {
-      // ?include=runs,errors[&status=false]: the dashboard's lists (activity.ts).
+      // ?include=runs,errors,heal,health[&status=false]: the dashboard's lists and status()'s cheap parts (activity.ts).
       const { include, withStatus } = parseActivityQuery(new URL(req.url));
       if (!withStatus) return json(200, await withActivity(ctx.sql(), {}, include));
       const [row] = await ctx.sql()<{ status: Record<string, unknown> }[]>`

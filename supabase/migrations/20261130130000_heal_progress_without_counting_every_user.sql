@@ -1,0 +1,105 @@
+-- -----------------------------------------------------------------------------
+-- 0.5.0: the progress of an unfinished heal without counting every user. status()
+-- answers it as `heal`, beside counts that cost a pass over every user (about 11 s at
+-- 10M); user_sync.heal_progress() answers it alone, for a progress bar that asks every
+-- second (sync-all GET ?include=heal) and for monitors. status() reads it from there:
+-- one home for the figure.
+-- Current definitions: supabase/schemas/85_status.sql.
+-- -----------------------------------------------------------------------------
+
+-- The unfinished reconcile pass, apart from status()'s counts: reading it costs a row of
+-- user_sync.reconcile_progress, not a pass over every user (seconds at 1M, about 11 s at
+-- 10M), so that a progress bar or a monitor can ask every second. Null when no pass is
+-- under way.
+create or replace function user_sync.heal_progress() returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'examined', h.examined, 'total', h.total, 'rate', h.rate,
+    'eta_seconds', case when h.rate > 0 and h.remaining is not null
+                        then ceil(h.remaining / h.rate)::bigint end,
+    'started_at', h.started_at)
+  from (
+    select p.examined, p.total, p.started_at, user_sync.reconcile_remaining(p) as remaining,
+           round(p.examined / greatest(extract(epoch from clock_timestamp() - p.started_at), 0.001), 1) as rate
+    from user_sync.reconcile_progress p
+    where not p.dry_run and p.finished_at is null
+  ) h;
+$$;
+comment on function user_sync.heal_progress() is
+  'The unfinished reconcile pass: {examined, total, rate, eta_seconds, started_at}, or null when none is under way. Cheap at any size (status().heal, without the counts).';
+revoke execute on function user_sync.heal_progress() from public, anon, authenticated;
+grant execute on function user_sync.heal_progress() to service_role;
+
+create or replace function user_sync.status() returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+  v_counts jsonb;
+  v_since xid8;
+  v_skip xid[];
+  v_age bigint;
+  v_candidates uuid[];
+  v_auth_users bigint;
+  v_drifted bigint;
+begin
+  -- The horizon reconcile would start from (the same choice: reconcile_horizon).
+  select h.since, h.skip_xids into v_since, v_skip from user_sync.reconcile_horizon(user_sync.reconcile_basis()) h;
+  v_age := pg_current_xact_id()::text::bigint - v_since::text::bigint;
+
+  if v_since is not null then
+    -- age(xmin) <= v_age  <=>  the row version was written at or after v_since.
+    select count(a.id),
+           coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+           jsonb_build_object(
+             'auth_users', count(a.id), 'profiles', count(p.id),
+             'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
+      into v_auth_users, v_candidates, v_counts
+      from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
+      full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
+        on p.id = a.id;
+    if cardinality(v_candidates) <= greatest(5000, v_auth_users / 4) then
+      execute format($q$select count(*) from (%s) x where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$,
+          user_sync.profile_diff_sql())
+        into v_drifted using v_candidates;
+      v_counts := v_counts || jsonb_build_object('drifted', v_drifted);
+    else
+      v_counts := null; -- most rows changed since: one full pass is cheaper
+    end if;
+  end if;
+
+  if v_counts is null then
+    execute format($q$
+      select jsonb_build_object(
+        'auth_users', count(x.id), 'profiles', count(x.profile_id),
+        'missing', count(*) filter (where x.missing), 'orphaned', count(*) filter (where x.orphaned),
+        'drifted', count(*) filter (where x.drifted))
+      from (%s) x$q$, user_sync.profile_diff_sql())
+      into v_counts;
+  end if;
+  return v_counts || jsonb_build_object(
+    'open_errors', (select count(*) from user_sync.errors e where e.resolved_at is null),
+    'health', user_sync.health(),
+    'version', user_sync.version(),
+    'heal', user_sync.heal_progress(),
+    'last_run', (
+      select jsonb_build_object(
+        'run_id', r.id, 'source', r.source, 'dry_run', r.dry_run, 'status', r.status,
+        'started_at', r.started_at, 'finished_at', r.finished_at, 'duration_ms', r.duration_ms,
+        'inserted', r.inserted, 'updated', r.updated, 'deleted', r.deleted, 'errors', r.errors)
+      from user_sync.runs r order by r.id desc limit 1
+    )
+  );
+end
+$$;
+comment on function user_sync.status() is
+  'Sync health: auth_users, profiles, missing, orphaned, drifted, open_errors, health {ok, problems}, version, heal {examined, total, rate, eta_seconds, started_at} (null when no reconcile pass is unfinished), last_run.';
+revoke execute on function user_sync.status() from public, anon, authenticated;
+grant execute on function user_sync.status() to service_role;
