@@ -2,7 +2,7 @@
 // the runs chart and table, open errors, and the users table. Status, runs and errors
 // refresh while the page is open and visible.
 import { useCallback, useRef, useState } from "react";
-import type { Activity, DashboardApi, SyncReport, SyncStatus } from "./api.ts";
+import type { Activity, DashboardApi, HealProgress, SyncReport, SyncStatus } from "./api.ts";
 import { clock, count, duration, eta, when } from "./format.ts";
 import { RunsChart } from "./RunsChart.tsx";
 import { useAutoRefresh } from "./useAutoRefresh.ts";
@@ -26,8 +26,9 @@ function Card({ label, value, tone, testId }: { label: string; value: number | u
   );
 }
 
-function HealBar({ status, sync, report }: { status: SyncStatus | null; sync: SyncState; report: SyncReport | null }) {
-  const heal = status?.heal ?? null;
+function HealBar(
+  { heal, status, sync, report }: { heal: HealProgress | null; status: SyncStatus | null; sync: SyncState; report: SyncReport | null },
+) {
   const total = heal?.total ?? (report && typeof report.remaining === "number" && typeof status?.auth_users === "number"
     ? status.auth_users
     : undefined);
@@ -79,27 +80,45 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
   const [usersVersion, setUsersVersion] = useState(0);
   const syncing = useRef(false);
 
-  // Runs and errors are instant; status() is a pass over every user (seconds at 1M), so
-  // each shows as soon as it arrives and the last figures stay until the next ones.
-  const loadStatus = useCallback(async () => {
-    const lists = api.activity().then(
+  // Runs, errors and the heal's progress are instant at any size: they refresh on their
+  // own, every second while a sync runs. status()'s counts are a pass over every user
+  // (about 11 s at 10M users), so they are not asked for while a sync runs (its progress
+  // comes with the lists), nor again sooner than three times as long as the last count
+  // took: an open tab keeps at most a quarter of one database core counting. Each shows
+  // as soon as it arrives; the last figures stay until the next ones.
+  const loadActivity = useCallback(async () => {
+    await api.activity().then(
       (a) => {
         setActivity(a);
         setActivityError(null);
       },
       (err) => setActivityError(err instanceof Error ? err.message : String(err)),
     );
-    const counts = api.status().then(
+  }, [api]);
+  const counting = useRef<Promise<void> | null>(null);
+  const lastCount = useRef({ endedAt: 0, ms: 0 });
+  const loadCounts: (force: boolean) => Promise<void> = useCallback((force: boolean): Promise<void> => {
+    // A count under way may have started before what the caller wants counted (a sync).
+    if (counting.current) return force ? counting.current.then(() => loadCounts(true)) : counting.current;
+    const { endedAt, ms } = lastCount.current;
+    if (!force && (syncing.current || Date.now() - endedAt < 3 * ms)) return Promise.resolve();
+    const started = Date.now();
+    counting.current = api.status().then(
       (s) => {
         setStatus(s);
         setStatusError(null);
       },
       (err) => setStatusError(err instanceof Error ? err.message : String(err)),
-    );
-    await Promise.all([lists, counts]);
+    ).finally(() => {
+      lastCount.current = { endedAt: Date.now(), ms: Date.now() - started };
+      counting.current = null;
+    });
+    return counting.current;
   }, [api]);
+  const refreshCounts = useCallback(() => loadCounts(false), [loadCounts]);
 
-  const auto = useAutoRefresh(loadStatus, sync ? Math.min(1000, refreshIntervalMs || 1000) : refreshIntervalMs);
+  const auto = useAutoRefresh(loadActivity, sync ? Math.min(1000, refreshIntervalMs || 1000) : refreshIntervalMs);
+  useAutoRefresh(refreshCounts, refreshIntervalMs);
 
   const runSync = async (dryRun: boolean) => {
     if (syncing.current) return;
@@ -120,7 +139,7 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
     } finally {
       syncing.current = false;
       setSync(null);
-      await loadStatus();
+      await Promise.all([loadActivity(), loadCounts(true)]);
       setUsersVersion((v) => v + 1);
     }
   };
@@ -149,14 +168,14 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
         </div>
       </div>
 
-      {sync && <HealBar status={status} sync={sync} report={report} />}
+      {sync && <HealBar heal={activity?.heal ?? status?.heal ?? null} status={status} sync={sync} report={report} />}
       {!sync && report && <div className="usd-notice" data-testid="sync-report">{reportLine(report)}</div>}
       {syncError && <div className="usd-alert" role="alert" data-testid="sync-error">Sync failed: {syncError}</div>}
       {statusError && (
         <div className="usd-alert" role="alert" data-testid="status-error">
           Cannot load the sync status: {statusError}
           {status ? " (showing the last figures)" : ""}
-          <button type="button" onClick={() => void loadStatus()}>Retry</button>
+          <button type="button" onClick={() => void loadCounts(true)}>Retry</button>
         </div>
       )}
 

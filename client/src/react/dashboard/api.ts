@@ -62,10 +62,14 @@ export interface SyncStatus extends BaseStatus {
   heal?: HealProgress | null;
 }
 
-/** The recent runs and open errors (sync-all GET ?include=runs,errors&status=false). */
+/**
+ * The recent runs, the open errors and the unfinished heal's progress (sync-all GET
+ * ?include=runs,errors,heal&status=false): instant at any size.
+ */
 export interface Activity {
   runs: Run[];
   errors: OpenError[];
+  heal?: HealProgress | null;
 }
 
 /** The answer of a sync-all POST (a reconcile report; a bounded heal adds complete/remaining). */
@@ -90,7 +94,7 @@ export interface DashboardApi {
   updateMyProfile(patch: { name?: string | null; avatar_url?: string | null }): Promise<Profile>;
   /** user_sync.status(): a pass over every user (seconds at 1M users). */
   status(): Promise<SyncStatus>;
-  /** The recent runs and open errors: instant at any size. */
+  /** The recent runs, open errors and heal progress: instant at any size. */
   activity(): Promise<Activity>;
   syncAll(options: { dryRun: boolean }): Promise<SyncReport>;
   listUsers(options: ListUsersOptions): Promise<ListUsersResult>;
@@ -104,8 +108,8 @@ export function createDashboardApi(supabase: SupabaseClient): DashboardApi {
     updateMyProfile: (patch) => client.updateMyProfile(patch),
     status: () => client.status() as Promise<SyncStatus>,
     async activity() {
-      // The lists without status(), so that they show while status() is still counting.
-      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors&status=false", {
+      // Without status()'s counts, so that they show while status() is still counting.
+      const { data, error } = await supabase.functions.invoke("sync-all?include=runs,errors,heal&status=false", {
         method: "GET",
       });
       if (error) {
