@@ -110,7 +110,8 @@ User Sync for Supabase — local stack (development-only values, never valid in 
         : "no run yet";
       line = `status: ${s.auth_users} auth users, ${s.profiles} profiles, ` +
         `drift ${s.missing} missing / ${s.drifted} drifted / ${s.orphaned} orphaned, ` +
-        `${s.open_errors} open errors, ${run}, ${healthText(s.health)}`;
+        `${s.open_errors} open errors, ${run}, ${healthText(s.health)}` +
+        (s.heal ? `, heal ${s.heal.examined} of ${s.heal.total ?? "?"} examined` : "");
     } catch (e) {
       line = `status: database unreachable (${e instanceof Error ? e.message : e})`;
     }
@@ -121,13 +122,20 @@ User Sync for Supabase — local stack (development-only values, never valid in 
     }
     lastLine = line;
   };
-  await tick();
-  const timer = setInterval(tick, 2000);
+  // One status() at a time, at most every 2 s, and never sooner than three times as long as
+  // the last one took (it is a pass over every user: seconds once `npm run seed` made millions).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const loop = async () => {
+    const started = Date.now();
+    await tick();
+    if (!stopping) timer = setTimeout(loop, Math.max(2000, 3 * (Date.now() - started)));
+  };
+  await loop();
 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    clearInterval(timer);
+    clearTimeout(timer);
     if (tty) console.log("");
     console.log("stopping…");
     await dashboard.close();
