@@ -9,6 +9,7 @@
 # cluster (npm run bench -- heal with USER_SYNC_BENCH_KEEP=1):
 #   PGPASSWORD=postgres bash bench/sign-ins-during-passes.sh 54501 20 5
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/reconcile-pass.sh"
 port="${1:?port}"
 rate="${2:-20}"
 passes="${3:-5}"
@@ -29,33 +30,18 @@ update auth.users set last_sign_in_at = now() where id = (select s.id from bench
 EOF
 "${db[@]}" -U supabase_admin -c "create index if not exists sign_in_ids_n on bench.sign_in_ids (n); analyze bench.sign_in_ids" > /dev/null
 
-# One pass in calls of 1 s: "calls ms phase written".
-pass() {
-  local start calls=0 written=0 r
-  start=$(date +%s%3N)
-  while :; do
-    r=$("${db[@]}" -U postgres -c "select r ->> 'complete', (r ->> 'inserted')::int + (r ->> 'updated')::int + (r ->> 'deleted')::int
-      from (select user_sync.reconcile(false, 'bench', 1000) as r) x")
-    calls=$((calls + 1))
-    written=$((written + ${r#*|}))
-    [ "${r%%|*}" = true ] && break
-    [ "$calls" -lt 100000 ] || { echo "the pass did not complete" >&2; exit 1; }
-  done
-  echo "$calls $(( $(date +%s%3N) - start )) $("${db[@]}" -U postgres -c "select phase || ' ' || coalesce(cardinality(merge_buckets)::text, 'all')
-    from user_sync.reconcile_progress where not dry_run") $written"
-}
 report() {
-  local label="$1" line
+  local label="$1" phase
   for i in $(seq "$passes"); do
-    line=$(pass)
-    read -r calls ms phase buckets written <<< "$line"
-    if [ "$phase" = ids ]; then phase="ids ($buckets of 4096 id buckets merged)"; fi
-    printf '%-22s pass %s: %4s calls %8s ms  ended in phase %-40s wrote %s\n' "$label" "$i" "$calls" "$ms" "$phase" "$written"
+    reconcile_pass "$port"
+    phase="$PASS_PHASE"
+    if [ "$phase" = ids ]; then phase="ids ($PASS_MERGED of 4096 id buckets merged)"; fi
+    printf '%-22s pass %s: %4s calls %8s ms  ended in phase %-40s wrote %s\n' "$label" "$i" "$PASS_CALLS" "$PASS_MS" "$phase" "$PASS_WRITTEN"
   done
 }
 
 echo "$users auth users; $(date -u +%FT%TZ)"
-pass > /dev/null # a finished pass to start from
+reconcile_pass "$port" # a finished pass to start from
 PGOPTIONS="-c synchronous_commit=off" pgbench -n -c 1 -R "$rate" -T 100000 -f "$work/sign_in.pgbench" \
   -h 127.0.0.1 -p "$port" -U supabase_auth_admin postgres > "$work/pgbench.log" 2>&1 &
 echo $! > "$work/pgbench.pid"
@@ -63,6 +49,6 @@ sleep 2
 report "$rate sign-ins a second"
 kill "$(cat "$work/pgbench.pid")" 2>/dev/null || true
 wait 2>/dev/null || true
-pass > /dev/null # what the sign-ins left (their last_sign_in_at)
+reconcile_pass "$port" # what the sign-ins left (their last_sign_in_at)
 report "nobody writing"
 echo "done $(date -u +%FT%TZ)"

@@ -7,23 +7,17 @@
 # it left out the id merge; ids: it merged). For a kept benchmark cluster:
 #   PGPASSWORD=postgres bash bench/sign-ups-during-a-pass.sh 54395 profiles
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/reconcile-pass.sh"
 port="${1:?port}"
 phase="${2:?phase: auth, profiles or none}"
 db=(psql -X -h 127.0.0.1 -p "$port" -d postgres -Atq)
-start=$(date +%s%3N)
-calls=0
 sign_ups=0
-while :; do
-  complete=$("${db[@]}" -U postgres -c "select (user_sync.reconcile(false, 'bench', 1000))->>'complete'")
-  calls=$((calls + 1))
-  now=$("${db[@]}" -U postgres -c "select phase from user_sync.reconcile_progress where not dry_run")
-  [ "$complete" = true ] && break
-  if [ "$now" = "$phase" ]; then
-    "${db[@]}" -U supabase_auth_admin -c "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-      values (gen_random_uuid(), 'authenticated', 'authenticated', 'during.' || clock_timestamp()::text || '@example.com',
-              '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())" > /dev/null
-    sign_ups=$((sign_ups + 1))
-  fi
-  [ "$calls" -lt 100000 ] || { echo "the pass did not complete" >&2; exit 1; }
-done
-echo "sign-ups during phase $phase: $sign_ups; pass: $calls calls, $(( $(date +%s%3N) - start )) ms, ended in phase $now"
+sign_up_during() {
+  [ "$1" = "$phase" ] || return 0
+  "${db[@]}" -U supabase_auth_admin -c "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+    values (gen_random_uuid(), 'authenticated', 'authenticated', 'during.' || clock_timestamp()::text || '@example.com',
+            '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())" > /dev/null
+  sign_ups=$((sign_ups + 1))
+}
+reconcile_pass "$port" sign_up_during
+echo "sign-ups during phase $phase: $sign_ups; pass: $PASS_CALLS calls, $PASS_MS ms, ended in phase $PASS_PHASE"

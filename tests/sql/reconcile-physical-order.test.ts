@@ -37,12 +37,24 @@ async function cleanup(db: postgres.Sql, prefix: string) {
   await db.unsafe(`delete from auth.users where id::text like '${prefix}%'`);
 }
 
-/** Bounded calls until the pass completes; their summed report. */
-async function healAll(db: postgres.Sql, maxMs = 0) {
+// deno-lint-ignore no-explicit-any
+type Report = Record<string, any>;
+
+/**
+ * Bounded calls of `maxMs` (0: one batch each) until the pass completes, each checked ok;
+ * `between` runs after every call that left the pass unfinished (given its report): what a
+ * test does while the pass is under way. Their summed report, with every call's report.
+ */
+async function healAll(
+  db: postgres.Sql,
+  maxMs = 0,
+  between?: (r: Report) => Promise<unknown> | unknown,
+) {
   const sum = {
     inserted: 0, updated: 0, deleted: 0, errors: 0, calls: 0, full_compare: false,
     // the completing call's table sizes
     auth_users: null as number | null, profiles: null as number | null,
+    reports: [] as Report[],
   };
   for (let i = 0; i < 10_000; i++) {
     const [{ r }] = await db`select user_sync.reconcile(false, 'test', ${maxMs}::integer) as r`;
@@ -55,12 +67,13 @@ async function healAll(db: postgres.Sql, maxMs = 0) {
     sum.full_compare = r.full_compare;
     sum.auth_users = r.auth_users;
     sum.profiles = r.profiles;
+    sum.reports.push(r);
     if (r.complete) return sum;
+    await between?.(r);
   }
   throw new Error("the pass never completed");
 }
 
-/** The table sizes as they are, to compare with a pass's report. */
 async function sizes(db: postgres.Sql) {
   const [c] = await db`select (select count(*)::int from auth.users) as auth_users,
     (select count(*)::int from public.users) as profiles`;
@@ -191,20 +204,9 @@ Deno.test("a bulk change since the last pass is healed a bounded batch at a time
     });
     await db`set user_sync.reconcile_batch_writes = 50`;
     // p_max_ms 0: each call takes one batch.
-    let most = 0;
-    const sum = { inserted: 0, updated: 0, deleted: 0, calls: 0 };
-    for (let complete = false; !complete;) {
-      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
-      assert.equal(r.status, "ok", JSON.stringify(r));
-      assert.equal(r.full_compare, false);
-      most = Math.max(most, r.inserted + r.updated, r.deleted);
-      sum.inserted += r.inserted;
-      sum.updated += r.updated;
-      sum.deleted += r.deleted;
-      sum.calls++;
-      complete = r.complete;
-      assert.ok(sum.calls < 500, "the pass completes");
-    }
+    const sum = await healAll(db);
+    assert.ok(sum.reports.every((r) => r.full_compare === false), "an incremental pass");
+    const most = Math.max(...sum.reports.map((r) => Math.max(r.inserted + r.updated, r.deleted)));
     assert.ok(most <= 50, `a batch wrote ${most} profiles, more than its 50`);
     assert.deepEqual(
       { inserted: sum.inserted, updated: sum.updated, deleted: sum.deleted },
@@ -285,14 +287,7 @@ Deno.test("an incremental pass inserts the profiles deleted since without mergin
     // goes, the remaining work reported, and still no merge.
     await db`set user_sync.reconcile_batch_writes = 5`;
     await db.unsafe(`delete from public.users where id::text like '${prefix}%' and right(id::text, 3)::int between 101 and 112`);
-    const calls: { inserted: number; remaining: number | null; complete: boolean }[] = [];
-    for (let complete = false; !complete;) {
-      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
-      assert.equal(r.status, "ok", JSON.stringify(r));
-      calls.push({ inserted: r.inserted, remaining: r.remaining, complete: r.complete });
-      complete = r.complete;
-      assert.ok(calls.length < 1000, "the pass completes");
-    }
+    const calls = (await healAll(db)).reports.map((r) => ({ inserted: r.inserted, remaining: r.remaining, complete: r.complete }));
     assert.equal(calls.reduce((n, c) => n + c.inserted, 0), 12);
     assert.ok(calls.every((c) => c.inserted <= 5), `a call inserted more than a batch's 5: ${JSON.stringify(calls)}`);
     assert.ok(calls.filter((c) => c.inserted > 0).length >= 3, "12 deletions took at least three batches of 5");
@@ -372,19 +367,16 @@ Deno.test("users who sign up while a pass walks do not make it merge the ids", a
     await db`set user_sync.reconcile_batch_rows = 20`;
     const signUps: Record<string, number> = { auth: 0, profiles: 0 };
     let n = 0;
-    for (let complete = false; !complete;) {
-      const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
-      assert.equal(r.status, "ok", JSON.stringify(r));
-      complete = r.complete;
+    await healAll(db, 0, async () => {
       const { phase } = await lastPass(db);
-      if (!complete && phase in signUps && signUps[phase] < 5) {
+      if (phase in signUps && signUps[phase] < 5) {
         signUps[phase]++;
         n++;
         await db.unsafe(`insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
           values ('00000000-0000-0000-0000-000000000000', '${uid(prefix, 1000 + n)}', 'authenticated', 'authenticated',
                   'during${n}.${prefix}@example.com', '{"provider": "email", "providers": ["email"]}', '{}', now(), now())`);
       }
-    }
+    });
     assert.deepEqual(signUps, { auth: 5, profiles: 5 }, "sign-ups during both walks");
     assert.deepEqual(await lastPass(db), { phase: "deleted", finished: true, logged: 0 }, "no merge");
     assert.deepEqual(await clean(db), { missing: 0, drifted: 0, orphaned: 0 });
@@ -419,19 +411,16 @@ Deno.test("sign-ins that move auth rows while a pass walks make it merge only th
     // is met twice. Those users' auth rows are counted once or twice, never less.
     const pass = async () => {
       let signedIn = 0;
-      for (let complete = false; !complete;) {
-        const [{ r }] = await db`select user_sync.reconcile(false, 'test', 0) as r`;
-        assert.equal(r.status, "ok", JSON.stringify(r));
-        complete = r.complete;
+      await healAll(db, 0, async () => {
         const [p] = await db`select phase, walk_after::text as walk_after from user_sync.reconcile_progress where not dry_run`;
-        if (!complete && p.phase === "auth" && signedIn === 0 && p.walk_after) {
+        if (p.phase === "auth" && signedIn === 0 && p.walk_after) {
           const rows = await auth.unsafe(
             `update auth.users set last_sign_in_at = now()
              where id::text like '${prefix}%' and ctid <= '${p.walk_after}'::tid returning id`,
           );
           signedIn = rows.length;
         }
-      }
+      });
       assert.ok(signedIn > 0, "users signed in behind the walk");
     };
     await pass();
