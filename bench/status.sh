@@ -2,7 +2,9 @@
 # What user_sync.status() costs at scale, side by side in one run on a fresh cluster of
 # its own: before any reconcile pass (every profile derived), after a finished pass (the
 # incremental count), after 1% of the users changed, and the floor (a heap scan of both
-# tables). Usage: bash bench/status.sh [USERS]   (default 1000000)
+# tables); and, during an unfinished pass, status()'s cheap parts read apart
+# (user_sync.heal_progress() and user_sync.health(): what a progress bar and a monitor poll).
+# Usage: bash bench/status.sh [USERS]   (default 1000000)
 # Environment: USER_SYNC_BENCH_DB_PORT (54500).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,3 +36,7 @@ P -c "update auth.users set raw_user_meta_data = '{\"full_name\": \"Changed\"}' 
 timed "status() with 1% of the users changed since:" "select user_sync.status() -> 'drifted'"
 timed "floor: heap scan of auth.users" "select sum(length(xmin::text)) from auth.users"
 timed "floor: heap scan of public.users" "select sum(length(xmin::text)) from public.users"
+P -c "select user_sync.reconcile(false, 'bench', 200) -> 'complete'" >/dev/null # a pass left unfinished
+timed "during an unfinished pass: status() (its heal, with the counts):" "select user_sync.status() -> 'heal' ->> 'examined'"
+for i in 1 2 3; do timed "during an unfinished pass: heal_progress() alone, call $i:" "select user_sync.heal_progress() ->> 'examined'"; done
+for i in 1 2 3; do timed "health() alone, call $i:" "select user_sync.health() ->> 'ok'"; done
