@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What user_sync.status() costs at scale, side by side in one run on a fresh cluster of
 # its own: before any reconcile pass (every profile derived), after a finished pass (the
-# incremental count), after 1% of the users changed, and the floor (a heap scan of both
+# incremental count; beside it the join of both id sets it made before comparing them by
+# fingerprint), after 1% of the users changed, and the floor (a heap scan of both
 # tables); and, during an unfinished pass, status()'s cheap parts read apart
 # (user_sync.heal_progress() and user_sync.health(): what a progress bar and a monitor poll).
 # Usage: bash bench/status.sh [USERS]   (default 1000000)
@@ -31,7 +32,15 @@ P -c "vacuum analyze auth.users"
 timed "status() before any reconcile pass (every profile derived):" "select user_sync.status() -> 'missing'"
 P -c "select user_sync.reconcile() -> 'complete'" >/dev/null
 P -c "vacuum analyze public.users"
-for i in 1 2 3; do timed "status() after a finished pass, call $i:" "select user_sync.status() -> 'drifted'"; done
+# status() after a pass compares the id sets by size and fingerprint; before that (0.4.0 to
+# 0.5.0's first code) it joined them: the join, side by side, as the reference.
+JOIN="select count(a.id), count(p.id), count(*) filter (where p.id is null), count(*) filter (where a.id is null)
+  from (select au.id, age(au.xmin) <= 1000 as recent from auth.users au) a
+  full join (select u.id, age(u.xmin) <= 1000 as recent from public.users u) p on p.id = a.id"
+for i in 1 2 3; do
+  timed "status() after a finished pass, call $i:" "select user_sync.status() -> 'drifted'"
+  timed "reference, call $i: the join of both id sets (what status() ran before its fingerprint)" "$JOIN"
+done
 P -c "update auth.users set raw_user_meta_data = '{\"full_name\": \"Changed\"}' where id in (select id from auth.users limit $((USERS / 100)))"
 timed "status() with 1% of the users changed since:" "select user_sync.status() -> 'drifted'"
 timed "floor: heap scan of auth.users" "select sum(length(xmin::text)) from auth.users"

