@@ -82,7 +82,7 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
 
   // Runs, errors and the heal's progress are instant at any size: they refresh on their
   // own, every second while a sync runs. status()'s counts are a pass over every user
-  // (about 11 s at 10M users), so they are not asked for while a sync runs (its progress
+  // (about 4 s at 10M users), so they are not asked for while a sync runs (its progress
   // comes with the lists), nor again sooner than three times as long as the last count
   // took: an open tab keeps at most a quarter of one database core counting. Each shows
   // as soon as it arrives; the last figures stay until the next ones.
