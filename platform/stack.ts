@@ -123,7 +123,7 @@ User Sync for Supabase — local stack (development-only values, never valid in 
     lastLine = line;
   };
   // One status() at a time, at most every 2 s, and never sooner than three times as long as
-  // the last one took (it is a pass over every user: seconds once `npm run seed` made millions).
+  // the last one took (it is a scan of every user: seconds once `npm run seed` made millions).
   let timer: ReturnType<typeof setTimeout> | undefined;
   const loop = async () => {
     const started = Date.now();

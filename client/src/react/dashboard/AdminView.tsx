@@ -81,7 +81,7 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
   const syncing = useRef(false);
 
   // Runs, errors and the heal's progress are instant at any size: they refresh on their
-  // own, every second while a sync runs. status()'s counts are a pass over every user
+  // own, every second while a sync runs. status()'s counts are a scan of every user
   // (about 4 s at 10M users), so they are not asked for while a sync runs (its progress
   // comes with the lists), nor again sooner than three times as long as the last count
   // took: an open tab keeps at most a quarter of one database core counting. Each shows
@@ -184,7 +184,7 @@ export function AdminView({ api, refreshIntervalMs, roles }: { api: DashboardApi
       )}
 
       {!status && !statusError && (
-        <div className="usd-loading" data-testid="status-loading">Counting users, profiles and drift… (a pass over every user: seconds with a million)</div>
+        <div className="usd-loading" data-testid="status-loading">Counting users, profiles and drift… (a scan of every user: seconds with millions)</div>
       )}
 
       {status && (
