@@ -9,7 +9,8 @@
 #   npm run bench -- --skip-auth-latency       # leave that out
 #   npm run bench -- heal --sizes 1000000,10000000   # reconcile at scale (bench/heal.ts)
 # Environment: USER_SYNC_BENCH_DB_PORT (54500), USER_SYNC_BENCH_KEEP=1 (leave the cluster
-# running at the end), USER_SYNC_BENCH_PGDATA (default
+# running at the end; the next benchmark then refuses to start that folder afresh unless
+# USER_SYNC_BENCH_REPLACE_KEPT=1), USER_SYNC_BENCH_PGDATA (default
 # `scripts/db.sh datadir pg-bench`: .local/pg-bench, or outside a checkout the cluster's
 # OS user cannot reach).
 set -euo pipefail
@@ -49,6 +50,14 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 
+# A cluster kept by USER_SYNC_BENCH_KEEP=1 (a 10M heal takes half an hour to build) is not
+# started afresh by the next benchmark unless asked: USER_SYNC_BENCH_REPLACE_KEPT=1.
+KEPT_MARK="$USER_SYNC_PGDATA/KEPT_BY_BENCH"
+if [ -f "$KEPT_MARK" ] && [ "${USER_SYNC_BENCH_REPLACE_KEPT:-0}" != 1 ]; then
+  echo "[bench] $USER_SYNC_PGDATA holds a cluster kept by USER_SYNC_BENCH_KEEP=1 ($(cat "$KEPT_MARK")):" >&2
+  echo "[bench] set USER_SYNC_BENCH_PGDATA to another folder, or USER_SYNC_BENCH_REPLACE_KEPT=1 to replace it" >&2
+  exit 1
+fi
 $DB stop >/dev/null 2>&1 || true
 if (exec 3<>/dev/tcp/127.0.0.1/"$USER_SYNC_DB_PORT") 2>/dev/null; then
   echo "[bench] port $USER_SYNC_DB_PORT is taken by another server; set USER_SYNC_BENCH_DB_PORT" >&2
@@ -57,7 +66,11 @@ fi
 $DB start --fresh
 # USER_SYNC_BENCH_KEEP=1 leaves the cluster running afterwards (EXPLAIN on the generated
 # data; stop it with USER_SYNC_DB_PORT=... USER_SYNC_PGDATA=... scripts/db.sh stop).
-[ "${USER_SYNC_BENCH_KEEP:-0}" = 1 ] || trap '$DB stop || true' EXIT
+if [ "${USER_SYNC_BENCH_KEEP:-0}" = 1 ]; then
+  echo "npm run bench -- $*, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
+else
+  trap '$DB stop || true' EXIT
+fi
 $DB push >/dev/null
 
 if [ "$HEAL" = 1 ]; then
@@ -72,6 +85,7 @@ if [ "$AUTH_LATENCY" = 1 ]; then
   if [ "$RUN_MAIN" = 1 ]; then
     $DB stop >/dev/null
     $DB start --fresh
+    [ "${USER_SYNC_BENCH_KEEP:-0}" != 1 ] || echo "npm run bench -- $*, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
     $DB push >/dev/null
   fi
   "$ROOT/node_modules/.bin/deno" run --allow-all bench/auth_latency.ts --db-port "$USER_SYNC_DB_PORT"
