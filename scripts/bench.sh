@@ -28,6 +28,7 @@ export DENO_NO_PACKAGE_JSON=1
 AUTH_LATENCY=1
 RUN_MAIN=1
 HEAL=0
+ASKED="npm run bench -- $*" # for the mark of a kept cluster
 if [ "${1:-}" = heal ]; then HEAL=1; shift; fi
 args=()
 for arg in "$@"; do
@@ -67,7 +68,7 @@ $DB start --fresh
 # USER_SYNC_BENCH_KEEP=1 leaves the cluster running afterwards (EXPLAIN on the generated
 # data; stop it with USER_SYNC_DB_PORT=... USER_SYNC_PGDATA=... scripts/db.sh stop).
 if [ "${USER_SYNC_BENCH_KEEP:-0}" = 1 ]; then
-  echo "npm run bench -- $*, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
+  echo "$ASKED, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
 else
   trap '$DB stop || true' EXIT
 fi
@@ -85,7 +86,7 @@ if [ "$AUTH_LATENCY" = 1 ]; then
   if [ "$RUN_MAIN" = 1 ]; then
     $DB stop >/dev/null
     $DB start --fresh
-    [ "${USER_SYNC_BENCH_KEEP:-0}" != 1 ] || echo "npm run bench -- $*, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
+    [ "${USER_SYNC_BENCH_KEEP:-0}" != 1 ] || echo "$ASKED, port $USER_SYNC_DB_PORT, $(date -u +%FT%TZ)" > "$KEPT_MARK"
     $DB push >/dev/null
   fi
   "$ROOT/node_modules/.bin/deno" run --allow-all bench/auth_latency.ts --db-port "$USER_SYNC_DB_PORT"
