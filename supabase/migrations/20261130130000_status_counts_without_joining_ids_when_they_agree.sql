@@ -111,16 +111,14 @@ begin
       end if;
       if v_counts is null then
         -- Not accounted for (an auth user deleted behind the foreign key's back, too many
-        -- suspects): which ids are missing and orphaned takes the join of both sets.
-        select count(a.id),
-               coalesce(array_agg(a.id) filter (where a.id is not null and p.id is not null and (a.recent or p.recent)), '{}'),
-               jsonb_build_object(
+        -- suspects): which ids are missing and orphaned takes the join of both sets. (The
+        -- candidates for drift are the scans' already.)
+        select jsonb_build_object(
                  'auth_users', count(a.id), 'profiles', count(p.id),
                  'missing', count(*) filter (where p.id is null), 'orphaned', count(*) filter (where a.id is null))
-          into v_auth_users, v_candidates, v_counts
-          from (select au.id, age(au.xmin) <= v_age as recent from auth.users au) a
-          full join (select u.id, age(u.xmin) <= v_age and not u.xmin = any(v_skip) as recent from public.users u) p
-            on p.id = a.id;
+          into v_counts
+          from auth.users a
+          full join public.users p on p.id = a.id;
       end if;
     end if;
     if cardinality(v_candidates) <= v_limit then
