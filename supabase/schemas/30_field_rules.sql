@@ -186,6 +186,49 @@ create type user_sync.profile_state as (
 comment on type user_sync.profile_state is
   'One auth user''s expected profile, whether a profile exists, whether it drifted, and its row version; all null when the auth user does not exist.';
 
+-- -----------------------------------------------------------------------------
+-- How sync writes a profile from its derived row (a user_sync.expected_profile): one
+-- list of the columns, the type's, for every insert and update (the compiled per-user
+-- functions below, reconcile's set-based steps). The columns the app owns once edited
+-- keep an edit.
+-- -----------------------------------------------------------------------------
+
+-- The derived columns in the type's order, as p_alias.column (bare names when p_alias
+-- is null): an insert's column list, and its values.
+create or replace function user_sync.profile_columns_sql(p_alias text) returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select string_agg(coalesce(quote_ident(p_alias) || '.', '') || quote_ident(a.attname), ', ' order by a.attnum)
+  from pg_catalog.pg_attribute a
+  where a.attrelid = 'user_sync.expected_profile'::regclass and a.attnum > 0 and not a.attisdropped;
+$$;
+comment on function user_sync.profile_columns_sql(text) is
+  'The columns of user_sync.expected_profile in order, each prefixed with the alias given (none when null): the column list and values of every profile insert by sync.';
+revoke execute on function user_sync.profile_columns_sql(text) from public, anon, authenticated;
+
+-- The SET list of an update of profile u to the derived row p_alias (its id aside).
+-- name and avatar_url belong to the app once edited (name_edited_at, avatar_url_edited_at
+-- set): an edit is never overwritten. updated_at and synced_at are the caller's.
+create or replace function user_sync.profile_update_sql(p_alias text) returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select string_agg(
+    case when a.attname in ('name', 'avatar_url')
+      then format('%1$I = case when u.%3$I is null then %2$I.%1$I else u.%1$I end', a.attname, p_alias, a.attname || '_edited_at')
+      else format('%1$I = %2$I.%1$I', a.attname, p_alias)
+    end, E',\n    ' order by a.attnum)
+  from pg_catalog.pg_attribute a
+  where a.attrelid = 'user_sync.expected_profile'::regclass and a.attnum > 0 and not a.attisdropped
+    and a.attname <> 'id';
+$$;
+comment on function user_sync.profile_update_sql(text) is
+  'The SET list updating profile u to the derived row of the alias given (id aside), keeping an app edit of name and avatar_url: every profile update by sync.';
+revoke execute on function user_sync.profile_update_sql(text) from public, anon, authenticated;
+
 -- A rule text (expected_profiles_sql() or profile_diff_sql()) reading its auth users
 -- from another source than the table auth.users: a derived table aliased au with the
 -- columns of user_sync.auth_user_fields. Raises unless the text reads auth.users
@@ -215,6 +258,11 @@ create or replace function user_sync.compile_field_rules() returns void
 language plpgsql
 set search_path = ''
 as $compile$
+declare
+  v_name text;
+  v_parameter text;
+  v_rules text;
+  v_id text;
 begin
   execute format($def$
 create or replace function user_sync.expected_profile(p_user_id uuid) returns user_sync.expected_profile
@@ -235,8 +283,18 @@ $def$, user_sync.expected_profiles_sql());
     'What the profile of one auth user should be (all fields null when the auth user does not exist). Compiled from user_sync.expected_profiles_sql().';
   revoke execute on function user_sync.expected_profile(uuid) from public, anon, authenticated;
 
-  execute format($def$
-create or replace function user_sync.profile_state(p_user_id uuid) returns user_sync.profile_state
+  -- The state of a profile, of a user by id (from auth.users) and of an auth row given as
+  -- values (a trigger's NEW, not visible in auth.users yet: the rules read it instead).
+  -- For the values, offset 0 keeps the row a subquery, so that the filter on its id
+  -- turns the full join into an index probe of public.users (flattened, the filter
+  -- compares the parameter with itself and the join scans every profile).
+  for v_name, v_parameter, v_rules, v_id in
+    values ('profile_state', 'p_user_id uuid', user_sync.profile_diff_sql(), 'p_user_id'),
+           ('profile_state_of', 'p_auth user_sync.auth_user_fields',
+            user_sync.field_rules_over(user_sync.profile_diff_sql(), '(select (p_auth).* offset 0) au'), 'p_auth.id')
+  loop
+    execute format($def$
+create or replace function user_sync.%1$I(%2$s) returns user_sync.profile_state
 language plpgsql
 stable
 set search_path = ''
@@ -246,47 +304,19 @@ declare
   v_state user_sync.profile_state;
 begin
   select
-    case when x.id is not null then row(x.id, x.email, x.phone, x.name, x.avatar_url, x.role, x.provider,
-      x.providers, x.is_anonymous, x.email_confirmed_at, x.last_sign_in_at, x.created_at, x.deleted_at)::user_sync.expected_profile end,
+    case when x.id is not null then row(%3$s)::user_sync.expected_profile end,
     x.profile_id is not null, x.drifted, x.profile_xmin
   into v_state
-  from (%s) x
-  where x.id = p_user_id;
+  from (%4$s) x
+  where x.id = %5$s;
   return v_state;
 end
 $body$
-$def$, user_sync.profile_diff_sql());
+$def$, v_name, v_parameter, user_sync.profile_columns_sql('x'), v_rules, v_id);
+  end loop;
   comment on function user_sync.profile_state(uuid) is
     'The state of one user''s profile: expected profile (null when the auth user is gone), whether a profile exists, drifted, row version. Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state(uuid) from public, anon, authenticated;
-
-  -- The same for an auth row given as values (a trigger's NEW, not visible in auth.users
-  -- yet): the rules read it instead of auth.users.
-  execute format($def$
-create or replace function user_sync.profile_state_of(p_auth user_sync.auth_user_fields) returns user_sync.profile_state
-language plpgsql
-stable
-set search_path = ''
-as $body$
--- Compiled by user_sync.compile_field_rules() from user_sync.profile_diff_sql().
-declare
-  v_state user_sync.profile_state;
-begin
-  select
-    case when x.id is not null then row(x.id, x.email, x.phone, x.name, x.avatar_url, x.role, x.provider,
-      x.providers, x.is_anonymous, x.email_confirmed_at, x.last_sign_in_at, x.created_at, x.deleted_at)::user_sync.expected_profile end,
-    x.profile_id is not null, x.drifted, x.profile_xmin
-  into v_state
-  from (%s) x
-  where x.id = p_auth.id;
-  return v_state;
-end
-$body$
-$def$, user_sync.field_rules_over(user_sync.profile_diff_sql(),
-    -- offset 0 keeps the row a subquery, so that the filter on its id turns the full join
-    -- into an index probe of public.users (flattened, the filter compares the parameter
-    -- with itself and the join scans every profile)
-    '(select (p_auth).* offset 0) au'));
   comment on function user_sync.profile_state_of(user_sync.auth_user_fields) is
     'user_sync.profile_state() of an auth row given as values (a trigger''s NEW). Compiled from user_sync.profile_diff_sql().';
   revoke execute on function user_sync.profile_state_of(user_sync.auth_user_fields) from public, anon, authenticated;
@@ -307,18 +337,52 @@ begin
 end
 $body$
 $def$,
-    (select string_agg(quote_ident(a.attname), ', ' order by a.attnum)
-     from pg_catalog.pg_attribute a
-     where a.attrelid = (select t.typrelid from pg_catalog.pg_type t where t.oid = 'user_sync.expected_profile'::regtype)
-       and a.attnum > 0 and not a.attisdropped),
+    user_sync.profile_columns_sql(null),
     user_sync.field_rules_over(user_sync.expected_profiles_sql(), '(select (p_auth).* offset 0) au'));
   comment on function user_sync.insert_profile_of(user_sync.auth_user_fields) is
     'Inserts the profile of an auth row given as values (a sign-up''s NEW), derived by the field rules; raises when it cannot (a profile there already, a constraint). Compiled from user_sync.expected_profiles_sql().';
   revoke execute on function user_sync.insert_profile_of(user_sync.auth_user_fields) from public, anon, authenticated;
+
+  -- The writes of one profile from its derived row (user_sync.sync_profile's): static
+  -- statements, planned once per session.
+  execute format($def$
+create or replace function user_sync.insert_derived_profile(p_profile user_sync.expected_profile) returns boolean
+language plpgsql
+set search_path = ''
+as $body$
+-- Compiled by user_sync.compile_field_rules() from user_sync.profile_columns_sql().
+begin
+  insert into public.users (%s, updated_at, synced_at)
+  values (%s, now(), clock_timestamp())
+  on conflict (id) do nothing;
+  return found;
+end
+$body$
+$def$, user_sync.profile_columns_sql(null), user_sync.profile_columns_sql('p_profile'));
+  comment on function user_sync.insert_derived_profile(user_sync.expected_profile) is
+    'Inserts a profile from its derived row; false when a profile of that user is there already. Compiled from user_sync.profile_columns_sql().';
+  revoke execute on function user_sync.insert_derived_profile(user_sync.expected_profile) from public, anon, authenticated;
+
+  execute format($def$
+create or replace function user_sync.update_derived_profile(p_profile user_sync.expected_profile) returns boolean
+language plpgsql
+set search_path = ''
+as $body$
+-- Compiled by user_sync.compile_field_rules() from user_sync.profile_update_sql().
+begin
+  update public.users u set %s, updated_at = now(), synced_at = clock_timestamp()
+  where u.id = p_profile.id;
+  return found;
+end
+$body$
+$def$, user_sync.profile_update_sql('p_profile'));
+  comment on function user_sync.update_derived_profile(user_sync.expected_profile) is
+    'Updates a profile to its derived row, keeping an app edit of name and avatar_url; false when the profile is gone. Compiled from user_sync.profile_update_sql().';
+  revoke execute on function user_sync.update_derived_profile(user_sync.expected_profile) from public, anon, authenticated;
 end
 $compile$;
 comment on function user_sync.compile_field_rules() is
-  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields) and user_sync.insert_profile_of(user_sync.auth_user_fields) from the rule texts. Run after changing user_sync.expected_profiles_sql() or profile_diff_sql().';
+  'Compiles user_sync.expected_profile(uuid), user_sync.profile_state(uuid), user_sync.profile_state_of(user_sync.auth_user_fields), user_sync.insert_profile_of(user_sync.auth_user_fields), user_sync.insert_derived_profile and user_sync.update_derived_profile from the rule texts and the column list. Run after changing user_sync.expected_profiles_sql(), profile_diff_sql() or user_sync.expected_profile.';
 revoke execute on function user_sync.compile_field_rules() from public, anon, authenticated;
 
 select user_sync.compile_field_rules();

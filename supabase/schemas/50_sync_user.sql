@@ -45,36 +45,12 @@ begin
       delete from public.users u where u.id = p_user_id;
       v_result := case when found then 'deleted' else 'unchanged' end;
     elsif not v_state.profile_exists then
-      insert into public.users (
-        id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-        email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-      ) values (
-        d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
-        d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), clock_timestamp()
-      )
-      on conflict (id) do nothing;
-      if not found then
+      if not user_sync.insert_derived_profile(d) then
         continue;
       end if;
       v_result := 'inserted';
     elsif v_state.drifted then
-      update public.users u set
-        email = d.email,
-        phone = d.phone,
-        name = case when u.name_edited_at is null then d.name else u.name end,
-        avatar_url = case when u.avatar_url_edited_at is null then d.avatar_url else u.avatar_url end,
-        role = d.role,
-        provider = d.provider,
-        providers = d.providers,
-        is_anonymous = d.is_anonymous,
-        email_confirmed_at = d.email_confirmed_at,
-        last_sign_in_at = d.last_sign_in_at,
-        created_at = d.created_at,
-        deleted_at = d.deleted_at,
-        updated_at = now(),
-        synced_at = clock_timestamp()
-      where u.id = d.id;
-      if not found then
+      if not user_sync.update_derived_profile(d) then
         continue;
       end if;
       v_result := 'updated';

@@ -764,18 +764,14 @@ begin
   when 'insert' then
     execute format($q$
       with done as (
-        insert into public.users (
-          id, email, phone, name, avatar_url, role, provider, providers, is_anonymous,
-          email_confirmed_at, last_sign_in_at, created_at, deleted_at, updated_at, synced_at
-        )
-        select
-          d.id, d.email, d.phone, d.name, d.avatar_url, d.role, d.provider, d.providers, d.is_anonymous,
-          d.email_confirmed_at, d.last_sign_in_at, d.created_at, d.deleted_at, now(), $1
+        insert into public.users (%s, updated_at, synced_at)
+        select %s, now(), $1
         from (%s) d
         on conflict (id) do nothing
         returning xmin
       )
       select count(*), min(done.xmin::text)::xid from done$q$,
+        user_sync.profile_columns_sql(null), user_sync.profile_columns_sql('d'),
         user_sync.expected_profiles_sql()
           || ' where au.id = any($2)'
           || case when p_upto is not null then ' and au.ctid > $3 and au.ctid <= $4' else '' end
@@ -787,26 +783,13 @@ begin
         select x.* from (%s) x
         where x.id = any($1) and x.profile_id = any($1) and x.drifted
       ), done as (
-        update public.users u set
-          email = t.email,
-          phone = t.phone,
-          name = case when u.name_edited_at is null then t.name else u.name end,
-          avatar_url = case when u.avatar_url_edited_at is null then t.avatar_url else u.avatar_url end,
-          role = t.role,
-          provider = t.provider,
-          providers = t.providers,
-          is_anonymous = t.is_anonymous,
-          email_confirmed_at = t.email_confirmed_at,
-          last_sign_in_at = t.last_sign_in_at,
-          created_at = t.created_at,
-          deleted_at = t.deleted_at,
-          updated_at = now(),
-          synced_at = $2
+        update public.users u set %s, updated_at = now(), synced_at = $2
         from todo t
         where u.id = any($1) and u.id = t.id and u.xmin = t.profile_xmin
         returning u.xmin
       )
-      select count(*), min(done.xmin::text)::xid from done$q$, user_sync.profile_diff_sql())
+      select count(*), min(done.xmin::text)::xid from done$q$,
+        user_sync.profile_diff_sql(), user_sync.profile_update_sql('t'))
       into rows, writer using p_ids, p_sync_ts;
   when 'delete' then
     -- Both sides filtered by the ids: under reconcile's planner settings (nested loops
