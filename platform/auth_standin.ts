@@ -89,7 +89,9 @@ class AuthError extends Error {
 
 const INSTANCE_ID = "00000000-0000-0000-0000-000000000000";
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const REQUIRED_CLAIMS = [
+
+/** The claims a custom_access_token hook must keep; Auth refuses its output without them. */
+export const REQUIRED_ACCESS_TOKEN_CLAIMS: readonly string[] = [
   "aud",
   "exp",
   "iat",
@@ -331,7 +333,7 @@ export class AuthStandIn {
           "Error running hook URI: output claims missing",
         );
       }
-      const missing = REQUIRED_CLAIMS.filter((c) => !(c in (next as Json)));
+      const missing = REQUIRED_ACCESS_TOKEN_CLAIMS.filter((c) => !(c in (next as Json)));
       if (missing.length) {
         throw new AuthError(
           500,

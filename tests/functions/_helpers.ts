@@ -5,7 +5,11 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import assert from "node:assert/strict";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";
 import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
-import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../platform/gateway.ts";
+import {
+  type LocalStack,
+  type LocalStackOptions,
+  startLocalStack,
+} from "../../platform/gateway.ts";
 import { connect, type Sql } from "../_support/db.ts";
 
 export type { Sql };
@@ -255,6 +259,15 @@ export function unreachableDbUrl(): string {
 export function decodeJwt(token: string): Record<string, any> {
   const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
   return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+}
+
+/** Deletes a user's profile behind the trigger's back (the auth user stays). */
+export async function dropProfile(db: Sql, id: string): Promise<void> {
+  await db`delete from public.users where id = ${id}`;
+}
+
+export async function profileExists(db: Sql, id: string): Promise<boolean> {
+  return (await db`select 1 from public.users where id = ${id}`).length === 1;
 }
 
 /** Holds an ACCESS EXCLUSIVE lock on public.users on its own connection until released. */

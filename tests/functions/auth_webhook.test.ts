@@ -4,24 +4,28 @@
 // stand-in calling the hooks during sign-up and sign-in (driven by supabase-js).
 import assert from "node:assert/strict";
 import { createAuthWebhookHandler } from "../../supabase/functions/auth-webhook/handler.ts";
+import type { Handler } from "../../supabase/functions/_shared/runtime.ts";
 import { signWebhook } from "../../supabase/functions/_shared/webhook_signature.ts";
+import { REQUIRED_ACCESS_TOKEN_CLAIMS } from "../../platform/auth_standin.ts";
 import { startLocalStack } from "../../platform/gateway.ts";
 import {
   assertErrorShape,
-  testNoSecretsLogged,
   call,
   client,
-  unreachableDbUrl,
   decodeJwt,
+  dropProfile,
   integration,
   lockUsersTable,
   logLines,
   password,
+  profileExists,
   serviceHeaders,
   signedHeaders,
   signedInUser,
+  testNoSecretsLogged,
   testStack,
   uniqueEmail,
+  unreachableDbUrl,
   userHeaders,
 } from "./_helpers.ts";
 import type { LocalStack } from "../../platform/gateway.ts";
@@ -40,6 +44,33 @@ async function hook(
     headers: signedHeaders(stack.hookSecret, body, opts),
     body,
   });
+}
+
+/** A signed hook request for an auth-webhook handler called in-process. */
+function signedHookRequest(stack: LocalStack, payload: unknown): Request {
+  const body = JSON.stringify(payload);
+  return new Request("http://localhost/auth-webhook", {
+    method: "POST",
+    headers: signedHeaders(stack.hookSecret, body),
+    body,
+  });
+}
+
+/**
+ * Runs `use` with an in-process auth-webhook handler configured as the stack's function,
+ * with `env` on top, and closes the handler afterwards.
+ */
+async function withHandler(
+  stack: LocalStack,
+  env: Record<string, string | undefined>,
+  use: (handler: Handler) => Promise<void>,
+): Promise<void> {
+  const handler = createAuthWebhookHandler({ env: { ...stack.functionEnv, ...env } });
+  try {
+    await use(handler);
+  } finally {
+    await handler.close();
+  }
 }
 
 function beforeUserCreated(email: string | null, extra: Record<string, unknown> = {}) {
@@ -134,28 +165,20 @@ Deno.test({
   name: "before_user_created: an allow-list admits only its domains",
   async fn() {
     const stack = await t.stack();
-    const handler = createAuthWebhookHandler({
-      env: { ...stack.functionEnv, USER_SYNC_ALLOWED_EMAIL_DOMAINS: "corp.example" },
-    });
-    try {
-      const ask = async (email: string) => {
-        const body = JSON.stringify(beforeUserCreated(email));
-        const res = await handler(
-          new Request("http://localhost/auth-webhook", {
-            method: "POST",
-            headers: signedHeaders(stack.hookSecret, body),
-            body,
-          }),
-        );
-        assert.equal(res.status, 200);
-        return await res.json();
-      };
-      assert.deepEqual(await ask("a@corp.example"), {});
-      assert.deepEqual(await ask("a@eu.corp.example"), {});
-      assert.equal((await ask("a@gmail.test")).error.http_code, 403);
-    } finally {
-      await handler.close();
-    }
+    await withHandler(
+      stack,
+      { USER_SYNC_ALLOWED_EMAIL_DOMAINS: "corp.example" },
+      async (handler) => {
+        const ask = async (email: string) => {
+          const res = await handler(signedHookRequest(stack, beforeUserCreated(email)));
+          assert.equal(res.status, 200);
+          return await res.json();
+        };
+        assert.deepEqual(await ask("a@corp.example"), {});
+        assert.deepEqual(await ask("a@eu.corp.example"), {});
+        assert.equal((await ask("a@gmail.test")).error.http_code, 403);
+      },
+    );
   },
 });
 
@@ -183,15 +206,17 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const user = await signedInUser(stack, "admin");
-    const [before] = await t
-      .db()`select xmin::text as v, updated_at, synced_at from public.users where id = ${user.id}`;
+    const rowVersion = async () => {
+      const [row] = await t
+        .db()`select xmin::text as v, updated_at, synced_at from public.users where id = ${user.id}`;
+      return { ...row };
+    };
+    const before = await rowVersion();
     const payload = accessTokenPayload(user.id);
     const first = await hook(stack, payload);
     const second = await hook(stack, payload);
     assert.deepEqual(second.body, first.body);
-    const [after] = await t
-      .db()`select xmin::text as v, updated_at, synced_at from public.users where id = ${user.id}`;
-    assert.deepEqual({ ...after }, { ...before }, "the signing-in user's row is not written");
+    assert.deepEqual(await rowVersion(), before, "the signing-in user's row is not written");
   },
 });
 
@@ -237,29 +262,15 @@ Deno.test({
   name: "custom_access_token: a database that is down answers unchanged claims at once",
   async fn() {
     const stack = await t.stack();
-    const handler = createAuthWebhookHandler({
-      env: {
-        ...stack.functionEnv,
-        SUPABASE_DB_URL: unreachableDbUrl(),
-      },
-    });
-    try {
+    await withHandler(stack, { SUPABASE_DB_URL: unreachableDbUrl() }, async (handler) => {
       const payload = accessTokenPayload(crypto.randomUUID());
-      const body = JSON.stringify(payload);
+      const request = signedHookRequest(stack, payload);
       const t0 = performance.now();
-      const res = await handler(
-        new Request("http://localhost/auth-webhook", {
-          method: "POST",
-          headers: signedHeaders(stack.hookSecret, body),
-          body,
-        }),
-      );
+      const res = await handler(request);
       assert.equal(res.status, 200);
       assert.deepEqual(await res.json(), { claims: payload.claims });
       assert.ok(performance.now() - t0 < 2000);
-    } finally {
-      await handler.close();
-    }
+    });
   },
 });
 
@@ -343,6 +354,15 @@ function dbWebhook(type: "INSERT" | "UPDATE" | "DELETE", record: unknown, old: u
   return { type, table: "users", schema: "auth", record, old_record: old };
 }
 
+/** POSTs a Database Webhook payload to auth-webhook with the secret key, as the webhook sends it. */
+async function sendDbWebhook(stack: LocalStack, payload: unknown) {
+  return await call(stack, "auth-webhook", {
+    method: "POST",
+    headers: serviceHeaders(stack),
+    json: payload,
+  });
+}
+
 Deno.test({
   ...integration,
   name: "Database Webhook INSERT and UPDATE sync the user (secret key)",
@@ -353,17 +373,13 @@ Deno.test({
       email_confirm: true,
     });
     const id = data.user!.id;
-    await t.db()`delete from public.users where id = ${id}`;
+    await dropProfile(t.db(), id);
     const [record] = await t
       .db()`select id, email, raw_app_meta_data, raw_user_meta_data from auth.users where id = ${id}`;
-    const inserted = await call(stack, "auth-webhook", {
-      method: "POST",
-      headers: serviceHeaders(stack),
-      json: dbWebhook("INSERT", record),
-    });
+    const inserted = await sendDbWebhook(stack, dbWebhook("INSERT", record));
     assert.equal(inserted.status, 200);
     assert.deepEqual(inserted.body, { ok: true, type: "INSERT", user_id: id, result: "inserted" });
-    assert.equal((await t.db()`select 1 from public.users where id = ${id}`).length, 1);
+    assert.equal(await profileExists(t.db(), id), true);
     // drift, then an UPDATE webhook repairs it; a replay changes nothing more
     await t.db()`update public.users set email = 'drift@example.invalid' where id = ${id}`;
     const updated = await client(stack, "service").functions.invoke("auth-webhook", {
@@ -373,11 +389,7 @@ Deno.test({
     assert.equal(updated.data.result, "updated");
     const [p] = await t.db()`select email from public.users where id = ${id}`;
     assert.equal(p.email, record.email);
-    const replay = await call(stack, "auth-webhook", {
-      method: "POST",
-      headers: serviceHeaders(stack),
-      json: dbWebhook("UPDATE", record, record),
-    });
+    const replay = await sendDbWebhook(stack, dbWebhook("UPDATE", record, record));
     assert.equal(replay.body.result, "unchanged");
   },
 });
@@ -394,23 +406,15 @@ Deno.test({
     const id = data.user!.id;
     const [record] = await t.db()`select id, email from auth.users where id = ${id}`;
     // the auth user still exists: DELETE keeps the profile in line with it
-    const early = await call(stack, "auth-webhook", {
-      method: "POST",
-      headers: serviceHeaders(stack),
-      json: dbWebhook("DELETE", null, record),
-    });
+    const early = await sendDbWebhook(stack, dbWebhook("DELETE", null, record));
     assert.equal(early.status, 200);
     assert.equal(early.body.result, "unchanged");
-    assert.equal((await t.db()`select 1 from public.users where id = ${id}`).length, 1);
+    assert.equal(await profileExists(t.db(), id), true);
     await client(stack, "service").auth.admin.deleteUser(id);
-    const res = await call(stack, "auth-webhook", {
-      method: "POST",
-      headers: serviceHeaders(stack),
-      json: dbWebhook("DELETE", null, record),
-    });
+    const res = await sendDbWebhook(stack, dbWebhook("DELETE", null, record));
     assert.equal(res.status, 200);
     assert.ok(["deleted", "unchanged"].includes(res.body.result));
-    assert.equal((await t.db()`select 1 from public.users where id = ${id}`).length, 0);
+    assert.equal(await profileExists(t.db(), id), false);
   },
 });
 
@@ -429,11 +433,7 @@ Deno.test({
         dbWebhook("UPDATE", null),
       ]
     ) {
-      const res = await call(stack, "auth-webhook", {
-        method: "POST",
-        headers: serviceHeaders(stack),
-        json: payload,
-      });
+      const res = await sendDbWebhook(stack, payload);
       assert.equal(res.status, 400, JSON.stringify(payload));
       assertErrorShape(res.body, 400, "invalid_input");
     }
@@ -462,13 +462,7 @@ Deno.test({
   name: "Database Webhooks: 503 when the database is unreachable",
   async fn() {
     const stack = await t.stack();
-    const handler = createAuthWebhookHandler({
-      env: {
-        ...stack.functionEnv,
-        SUPABASE_DB_URL: unreachableDbUrl(),
-      },
-    });
-    try {
+    await withHandler(stack, { SUPABASE_DB_URL: unreachableDbUrl() }, async (handler) => {
       const res = await handler(
         new Request("http://localhost/auth-webhook", {
           method: "POST",
@@ -478,9 +472,7 @@ Deno.test({
       );
       assert.equal(res.status, 503);
       assertErrorShape(await res.json(), 503, "database_unavailable");
-    } finally {
-      await handler.close();
-    }
+    });
   },
 });
 
@@ -503,11 +495,7 @@ Deno.test({
       const res = await hook(stack, accessTokenPayload(id));
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.claims.user_role, "admin");
-      const webhook = await call(stack, "auth-webhook", {
-        method: "POST",
-        headers: serviceHeaders(stack),
-        json: { type: "UPDATE", table: "users", schema: "auth", record: { id }, old_record: { id } },
-      });
+      const webhook = await sendDbWebhook(stack, dbWebhook("UPDATE", { id }, { id }));
       assert.equal(webhook.status, 200, JSON.stringify(webhook.body));
       assert.equal(webhook.body.user_id, id);
     } finally {
@@ -518,21 +506,12 @@ Deno.test({
 
 Deno.test({
   ...integration,
-  name: "a hook request without a configured hook secret is 503 misconfigured; the log names the variable, the answer does not",
+  name:
+    "a hook request without a configured hook secret is 503 misconfigured; the log names the variable, the answer does not",
   async fn() {
     const stack = await t.stack();
-    const handler = createAuthWebhookHandler({
-      env: { ...stack.functionEnv, USER_SYNC_HOOK_SECRET: undefined },
-    });
-    try {
-      const body = JSON.stringify(beforeUserCreated(uniqueEmail()));
-      const res = await handler(
-        new Request("http://localhost/auth-webhook", {
-          method: "POST",
-          headers: signedHeaders(stack.hookSecret, body),
-          body,
-        }),
-      );
+    await withHandler(stack, { USER_SYNC_HOOK_SECRET: undefined }, async (handler) => {
+      const res = await handler(signedHookRequest(stack, beforeUserCreated(uniqueEmail())));
       assert.equal(res.status, 503);
       const json = await res.json();
       assertErrorShape(json, 503, "misconfigured");
@@ -543,9 +522,7 @@ Deno.test({
         ),
         "the log names the variable",
       );
-    } finally {
-      await handler.close();
-    }
+    });
   },
 });
 
@@ -575,20 +552,7 @@ Deno.test({
     assert.equal(signUp.error, null);
     const claims = decodeJwt(signUp.data.session!.access_token);
     assert.equal(claims.user_role, "user");
-    for (
-      const required of [
-        "aud",
-        "exp",
-        "iat",
-        "sub",
-        "email",
-        "phone",
-        "role",
-        "aal",
-        "session_id",
-        "is_anonymous",
-      ]
-    ) {
+    for (const required of REQUIRED_ACCESS_TOKEN_CLAIMS) {
       assert.ok(required in claims, `claim ${required} preserved`);
     }
     const [profile] = await t.db()`select name, role from public.users where id = ${claims.sub}`;
@@ -615,9 +579,7 @@ Deno.test({
     const degraded = await startLocalStack({
       port: 0,
       dbUrl: stack.dbUrl,
-      functionEnv: {
-        SUPABASE_DB_URL: unreachableDbUrl(),
-      },
+      functionEnv: { SUPABASE_DB_URL: unreachableDbUrl() },
     });
     try {
       const c = client(degraded);

@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import {
   assertErrorShape,
   call,
+  dropProfile,
   integration,
+  profileExists,
   serviceHeaders,
   signedInUser,
   testNoSecretsLogged,
@@ -14,21 +16,13 @@ import {
 
 const t = testStack();
 
-async function dropProfile(id: string): Promise<void> {
-  await t.db()`delete from public.users where id = ${id}`;
-}
-
-async function profileExists(id: string): Promise<boolean> {
-  return (await t.db()`select 1 from public.users where id = ${id}`).length === 1;
-}
-
 Deno.test({
   ...integration,
   name: "a signed-in user whose profile is missing gets it back, and the answer is the profile",
   async fn() {
     const stack = await t.stack();
     const user = await signedInUser(stack);
-    await dropProfile(user.id);
+    await dropProfile(t.db(), user.id);
     const res = await call(stack, "sync-all", {
       method: "POST",
       headers: userHeaders(stack, user.accessToken),
@@ -38,7 +32,7 @@ Deno.test({
     assert.equal(res.body.user.id, user.id);
     assert.equal(res.body.user.email, user.email);
     assert.equal(res.body.user.role, "user");
-    assert.ok(await profileExists(user.id));
+    assert.ok(await profileExists(t.db(), user.id));
   },
 });
 
@@ -48,7 +42,7 @@ Deno.test({
   async fn() {
     const stack = await t.stack();
     const [mallory, victim] = await Promise.all([signedInUser(stack), signedInUser(stack)]);
-    await dropProfile(victim.id);
+    await dropProfile(t.db(), victim.id);
     const res = await call(stack, "sync-all", {
       method: "POST",
       headers: userHeaders(stack, mallory.accessToken),
@@ -56,7 +50,7 @@ Deno.test({
     });
     assert.equal(res.status, 403);
     assertErrorShape(res.body, 403, "forbidden");
-    assert.equal(await profileExists(victim.id), false);
+    assert.equal(await profileExists(t.db(), victim.id), false);
   },
 });
 
@@ -70,8 +64,8 @@ Deno.test({
       signedInUser(stack),
       signedInUser(stack),
     ]);
-    await dropProfile(a.id);
-    await dropProfile(b.id);
+    await dropProfile(t.db(), a.id);
+    await dropProfile(t.db(), b.id);
     const byAdmin = await call(stack, "sync-all", {
       method: "POST",
       headers: userHeaders(stack, admin.accessToken),
@@ -100,7 +94,7 @@ Deno.test({
     await t.db()`insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)
       values (${id}, ${`imported-${crypto.randomUUID()}@example.test`},
               '{"provider":"email","providers":["email"]}', '{"full_name":"Imported"}')`;
-    await dropProfile(id);
+    await dropProfile(t.db(), id);
     const res = await call(stack, "sync-all", {
       method: "POST",
       headers: serviceHeaders(stack),
