@@ -262,8 +262,11 @@ Deno.test({
   name: "custom_access_token: a database that is down answers unchanged claims at once",
   async fn() {
     const stack = await t.stack();
+    // An admin: with the database up, the same request answers user_role "admin".
+    const admin = await signedInUser(stack, "admin");
+    const payload = accessTokenPayload(admin.id);
+    assert.equal((await hook(stack, payload)).body.claims.user_role, "admin");
     await withHandler(stack, { SUPABASE_DB_URL: unreachableDbUrl() }, async (handler) => {
-      const payload = accessTokenPayload(crypto.randomUUID());
       const request = signedHookRequest(stack, payload);
       const t0 = performance.now();
       const res = await handler(request);
