@@ -2,11 +2,10 @@
 -- supabase_auth_admin with its own search_path (`auth`), user row first, identity
 -- row after. Each gets the expected profile at once, from the trigger.
 begin;
+\ir _helpers.psql
 select plan(13);
 
-set local role supabase_auth_admin;
-set local search_path = auth;
-
+call tests.as_auth($$
 insert into users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
                    raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token)
 values
@@ -72,10 +71,8 @@ values ('00000000-0000-0000-0000-000000000000', 'a0000000-0000-4000-8000-0000000
 insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
 select u.raw_user_meta_data ->> 'sub', u.id, u.raw_user_meta_data, u.raw_app_meta_data ->> 'provider', now(), now(), now()
 from users u
-where u.id::text like 'a0000000-0000-4000-8000-00000000000%' and u.raw_user_meta_data ? 'sub';
-
-reset role;
-set local search_path = public, extensions;
+where u.id::text like 'a0000000-0000-4000-8000-00000000000%' and u.raw_user_meta_data ? 'sub'
+$$);
 
 select is((select count(*)::int from public.users where id::text like 'a0000000-0000-4000-8000-00000000000%'),
   9, 'every sign-up got a profile at once');
@@ -107,44 +104,34 @@ select is((select count(*)::int from user_sync.errors where user_id::text like '
   0, 'no sync error was recorded');
 
 -- Apple sends the name only later (first authorization), merged into metadata
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_user_meta_data = raw_user_meta_data || '{"full_name": "Tim Apple"}', updated_at = now()
-where id = 'a0000000-0000-4000-8000-000000000006';
-reset role;
-set local search_path = public, extensions;
+where id = 'a0000000-0000-4000-8000-000000000006'
+$$);
 select is((select name from public.users where id = 'a0000000-0000-4000-8000-000000000006'),
   'Tim Apple', 'Apple: the name arriving later replaces the email-derived one');
 
 -- Google sign-in: last_sign_in_at and a metadata merge with a new picture
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set last_sign_in_at = '2026-02-02 08:00:00+00',
   raw_user_meta_data = raw_user_meta_data || '{"picture": "https://lh3.googleusercontent.com/a/NEW", "avatar_url": "https://lh3.googleusercontent.com/a/NEW"}'
-where id = 'a0000000-0000-4000-8000-000000000002';
-reset role;
-set local search_path = public, extensions;
+where id = 'a0000000-0000-4000-8000-000000000002'
+$$);
 select results_eq(
   $$select last_sign_in_at, avatar_url from public.users where id = 'a0000000-0000-4000-8000-000000000002'$$,
   $$values ('2026-02-02 08:00:00+00'::timestamptz, 'https://lh3.googleusercontent.com/a/NEW')$$,
   'Google: sign-in time and the merged picture follow');
 
 -- Email confirmation (email/password user clicks the link)
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set email_confirmed_at = '2026-01-02 09:00:00+00', confirmation_token = ''
-where id = 'a0000000-0000-4000-8000-000000000001';
-reset role;
-set local search_path = public, extensions;
+where id = 'a0000000-0000-4000-8000-000000000001'
+$$);
 select is((select email_confirmed_at from public.users where id = 'a0000000-0000-4000-8000-000000000001'),
   '2026-01-02 09:00:00+00'::timestamptz, 'email confirmation is mirrored');
 
 -- Phone user adds an email later
-set local role supabase_auth_admin;
-set local search_path = auth;
-update users set email = 'phone.person@example.com' where id = 'a0000000-0000-4000-8000-000000000007';
-reset role;
-set local search_path = public, extensions;
+call tests.as_auth($$update users set email = 'phone.person@example.com' where id = 'a0000000-0000-4000-8000-000000000007'$$);
 select results_eq(
   $$select email, name from public.users where id = 'a0000000-0000-4000-8000-000000000007'$$,
   $$values ('phone.person@example.com', 'phone.person')$$,
@@ -152,12 +139,10 @@ select results_eq(
 
 -- An update that changes nothing we mirror (e.g. a recovery token) writes nothing
 create temp table xmin_before as select xmin::text as x from public.users where id = 'a0000000-0000-4000-8000-000000000009';
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set recovery_token = 'abc', recovery_sent_at = now(), updated_at = now()
-where id = 'a0000000-0000-4000-8000-000000000009';
-reset role;
-set local search_path = public, extensions;
+where id = 'a0000000-0000-4000-8000-000000000009'
+$$);
 select is((select xmin::text from public.users where id = 'a0000000-0000-4000-8000-000000000009'),
   (select x from xmin_before), 'an irrelevant auth update leaves the profile untouched');
 

@@ -2,10 +2,10 @@
 -- delete, anonymous -> permanent, app edits that sync must not overwrite, and
 -- where the role comes from. All auth writes as supabase_auth_admin (search_path auth).
 begin;
+\ir _helpers.psql
 select plan(27);
 
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 insert into users (instance_id, id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous)
 values
   ('00000000-0000-0000-0000-000000000000', 'b0000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated',
@@ -23,59 +23,50 @@ values
   ('00000000-0000-0000-0000-000000000000', 'b0000000-0000-4000-8000-000000000006', 'authenticated', 'authenticated',
    'boss@example.com', now(), '{"provider": "email", "providers": ["email"], "role": "admin"}', '{}', now(), now(), false),
   ('00000000-0000-0000-0000-000000000000', 'b0000000-0000-4000-8000-000000000007', 'authenticated', 'authenticated',
-   'odd@example.com', now(), '{"provider": "email", "providers": ["email"], "role": "superuser"}', '{}', now(), now(), false);
+   'odd@example.com', now(), '{"provider": "email", "providers": ["email"], "role": "superuser"}', '{}', now(), now(), false)
+$$);
 
 -- email change confirmed
+call tests.as_auth($$
 update users set email = 'liz.new@example.com', email_change = '', email_change_token_new = ''
-where id = 'b0000000-0000-4000-8000-000000000001';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000001'
+$$);
 select is((select email from public.users where id = 'b0000000-0000-4000-8000-000000000001'),
   'liz.new@example.com', 'an email change is copied to the profile');
 select is((select name from public.users where id = 'b0000000-0000-4000-8000-000000000001'),
   'Liz Old', 'the name is kept (it comes from metadata, not from the email)');
 
 -- metadata change (updateUser({data}))
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_user_meta_data = raw_user_meta_data || '{"full_name": "Liz New"}'
-where id = 'b0000000-0000-4000-8000-000000000001';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000001'
+$$);
 select is((select name from public.users where id = 'b0000000-0000-4000-8000-000000000001'),
   'Liz New', 'a metadata change is copied while the name was never edited');
 
 -- anonymous -> permanent (updateUser({email}) then confirmation)
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set is_anonymous = false, email = 'was.anon@example.com', email_confirmed_at = now(),
   raw_app_meta_data = '{"provider": "email", "providers": ["email"]}'
-where id = 'b0000000-0000-4000-8000-000000000003';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000003'
+$$);
 select results_eq(
   $$select is_anonymous, email, name, provider from public.users where id = 'b0000000-0000-4000-8000-000000000003'$$,
   $$values (false, 'was.anon@example.com', 'was.anon', 'email')$$,
   'an anonymous user turned permanent gets email, name and provider');
 
 -- soft delete: Auth sets deleted_at and obfuscates the email
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set deleted_at = '2026-03-03 03:03:03+00', email = 'deleted-b0000004@obfuscated.invalid'
-where id = 'b0000000-0000-4000-8000-000000000004';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000004'
+$$);
 select results_eq(
   $$select deleted_at, email from public.users where id = 'b0000000-0000-4000-8000-000000000004'$$,
   $$values ('2026-03-03 03:03:03+00'::timestamptz, 'deleted-b0000004@obfuscated.invalid')$$,
   'soft delete keeps the profile, with deleted_at set and the obfuscated email');
 
 -- hard delete
-set local role supabase_auth_admin;
-set local search_path = auth;
-delete from users where id = 'b0000000-0000-4000-8000-000000000004';
-reset role;
-set local search_path = public, extensions;
+call tests.as_auth($$delete from users where id = 'b0000000-0000-4000-8000-000000000004'$$);
 select is((select count(*)::int from public.users where id = 'b0000000-0000-4000-8000-000000000004'),
   0, 'hard delete removes the profile');
 
@@ -86,14 +77,12 @@ update public.users set name = 'Samantha' where id = 'b0000000-0000-4000-8000-00
 reset role;
 select isnt((select name_edited_at from public.users where id = 'b0000000-0000-4000-8000-000000000002'),
   null, 'the app edit is remembered');
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_user_meta_data = raw_user_meta_data
   || '{"full_name": "Sam From Google Again", "avatar_url": "https://example.com/sam-2.png"}',
   last_sign_in_at = now()
-where id = 'b0000000-0000-4000-8000-000000000002';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000002'
+$$);
 select results_eq(
   $$select name, avatar_url from public.users where id = 'b0000000-0000-4000-8000-000000000002'$$,
   $$values ('Samantha', 'https://example.com/sam-2.png')$$,
@@ -109,12 +98,10 @@ set local role authenticated;
 set local request.jwt.claims = '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated"}';
 update public.users set avatar_url = 'https://cdn.example.com/me.png' where id = 'b0000000-0000-4000-8000-000000000002';
 reset role;
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_user_meta_data = raw_user_meta_data || '{"avatar_url": "https://example.com/sam-3.png"}'
-where id = 'b0000000-0000-4000-8000-000000000002';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000002'
+$$);
 select is((select avatar_url from public.users where id = 'b0000000-0000-4000-8000-000000000002'),
   'https://cdn.example.com/me.png', 'the edited avatar is kept');
 update public.users set name_edited_at = null where id = 'b0000000-0000-4000-8000-000000000002';
@@ -131,14 +118,12 @@ select is((select role from public.users where id = 'b0000000-0000-4000-8000-000
 select is((select role from public.users where id = 'b0000000-0000-4000-8000-000000000007'),
   'user', 'an unknown role in raw_app_meta_data falls back to the default');
 
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_user_meta_data = '{"role": "admin", "full_name": "Sneaky"}', updated_at = now()
 where id = 'b0000000-0000-4000-8000-000000000005';
 update users set raw_app_meta_data = raw_app_meta_data - 'role'
-where id = 'b0000000-0000-4000-8000-000000000006';
-reset role;
-set local search_path = public, extensions;
+where id = 'b0000000-0000-4000-8000-000000000006'
+$$);
 select is((select role from public.users where id = 'b0000000-0000-4000-8000-000000000005'),
   'user', 'updateUser({data: {role: admin}}) does not make an admin');
 select is((select role from public.users where id = 'b0000000-0000-4000-8000-000000000006'),

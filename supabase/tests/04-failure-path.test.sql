@@ -2,6 +2,7 @@
 -- succeed, each failure is recorded in user_sync.errors, and once the table is fixed
 -- one reconcile heals every profile and resolves every error.
 begin;
+\ir _helpers.psql
 select plan(15);
 
 insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
@@ -11,19 +12,17 @@ values ('c0000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated'
 -- Sabotage: every write to public.users now fails (a constraint no row satisfies).
 alter table public.users add constraint sabotage check (false) not valid;
 
-set local role supabase_auth_admin;
-set local search_path = auth;
 -- (pgTAP is not visible to supabase_auth_admin: a failing statement here aborts the
 -- file, and the assertions below check that both writes went through.)
+call tests.as_auth($$
 insert into users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 values ('c0000000-0000-4000-8000-000000000002', 'authenticated', 'authenticated', 'signup@example.com',
         '{"provider": "google", "providers": ["google"]}', '{"full_name": "Signed Up"}', now(), now()),
        ('c0000000-0000-4000-8000-000000000003', 'authenticated', 'authenticated', 'signup2@example.com',
         '{"provider": "email", "providers": ["email"]}', '{}', now(), now());
 update users set last_sign_in_at = '2026-05-05 05:05:05+00', raw_user_meta_data = '{"full_name": "Signed In"}'
-where id = 'c0000000-0000-4000-8000-000000000001';
-reset role;
-set local search_path = public, extensions;
+where id = 'c0000000-0000-4000-8000-000000000001'
+$$);
 
 select is((select count(*)::int from auth.users where id::text like 'c0000000-%'), 3, 'sign-up succeeded while the profile table is broken');
 select is((select last_sign_in_at from auth.users where id = 'c0000000-0000-4000-8000-000000000001'),
@@ -65,13 +64,11 @@ select is((user_sync.status() ->> 'drifted')::int, 0, 'status() shows nothing dr
 
 -- Even a broken error log does not block sign-up.
 alter table user_sync.errors rename to errors_broken;
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 insert into users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 values ('c0000000-0000-4000-8000-000000000004', 'authenticated', 'authenticated', 'resilient@example.com',
-        '{"provider": "email", "providers": ["email"]}', '{}', now(), now());
-reset role;
-set local search_path = public, extensions;
+        '{"provider": "email", "providers": ["email"]}', '{}', now(), now())
+$$);
 select is((select count(*)::int from auth.users where id = 'c0000000-0000-4000-8000-000000000004'),
   1, 'sign-up succeeds even when the error log cannot be written');
 select is((select count(*)::int from public.users where id = 'c0000000-0000-4000-8000-000000000004'),

@@ -5,6 +5,7 @@
 -- written back (as supabase_auth_admin, as Auth does). tests/sql/role-change-race.test.ts
 -- replays it with real concurrent sessions.
 begin;
+\ir _helpers.psql
 select plan(26);
 
 insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
@@ -35,12 +36,10 @@ select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'from' from au
   'admin', 'the stamp remembers the role it replaced');
 
 -- ... then GoTrue writes its copy back, plus a provider change (an OAuth sign-in)
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_1) || '{"providers": ["google", "github"]}', last_sign_in_at = now()
-where id = 'e0000000-0000-4000-8000-00000000000b';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000b'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
   'user', 'the demotion survives GoTrue writing back its older copy');
 select is((select raw_app_meta_data -> 'providers' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
@@ -54,12 +53,10 @@ select is(user_sync.auth_role('e0000000-0000-4000-8000-00000000000b'), 'user', '
 create temp table copy_2 on commit drop as
   select raw_app_meta_data as m from auth.users where id = 'e0000000-0000-4000-8000-00000000000b';
 grant select on copy_2 to supabase_auth_admin;
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_2) || '{"role": "admin"}'
-where id = 'e0000000-0000-4000-8000-00000000000b';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000b'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
   'admin', 'a role change through the Auth admin API lands');
 select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
@@ -67,12 +64,10 @@ select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.
 select is((select role from public.users where id = 'e0000000-0000-4000-8000-00000000000b'), 'admin', 'the profile follows: admin');
 
 -- 3. a stale stamped copy (version 1, role user) written back without a role change
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_2) || '{"provider": "github"}'
-where id = 'e0000000-0000-4000-8000-00000000000b';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000b'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
   'admin', 'a stale stamped copy does not undo the newer role change');
 select is((select raw_app_meta_data ->> 'provider' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
@@ -91,14 +86,12 @@ select is((select role from public.users where id = 'e0000000-0000-4000-8000-000
 create temp table copy_3 on commit drop as
   select raw_app_meta_data as m from auth.users where id = 'e0000000-0000-4000-8000-00000000000b';
 grant select on copy_3 to supabase_auth_admin;
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_3) || '{"role": "admin"}'
 where id = 'e0000000-0000-4000-8000-00000000000b';
 update users set raw_app_meta_data = (select m from copy_3) || '{"role": "editor"}'
-where id = 'e0000000-0000-4000-8000-00000000000b';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000b'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
   'editor', 'two admins disagree: the role change committed last wins');
 select is((select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
@@ -108,11 +101,7 @@ select is((select role from public.users where id = 'e0000000-0000-4000-8000-000
 -- 6. a sign-in (only last_sign_in_at) leaves the metadata alone
 create temp table before_sign_in on commit drop as
   select raw_app_meta_data as m from auth.users where id = 'e0000000-0000-4000-8000-00000000000b';
-set local role supabase_auth_admin;
-set local search_path = auth;
-update users set last_sign_in_at = now() where id = 'e0000000-0000-4000-8000-00000000000b';
-reset role;
-set local search_path = public, extensions;
+call tests.as_auth($$update users set last_sign_in_at = now() where id = 'e0000000-0000-4000-8000-00000000000b'$$);
 select is((select raw_app_meta_data from auth.users where id = 'e0000000-0000-4000-8000-00000000000b'),
   (select m from before_sign_in), 'a sign-in changes nothing in app metadata');
 
@@ -127,12 +116,10 @@ select results_eq($$update public.users set role = 'admin' where id = 'e0000000-
   $$values ('admin')$$, 'an admin promotes c, who had no role in app metadata');
 reset role;
 set local request.jwt.claims = '';
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_c) || '{"providers": ["google", "github"]}'
-where id = 'e0000000-0000-4000-8000-00000000000c';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000c'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000c'),
   'admin', 'a copy from before the first stamped change does not undo it');
 select is((select role from public.users where id = 'e0000000-0000-4000-8000-00000000000c'), 'admin', 'the profile says admin');
@@ -140,12 +127,10 @@ select is((select role from public.users where id = 'e0000000-0000-4000-8000-000
 -- ... even after a second change: a copy from before both still carries the base role
 update auth.users set raw_app_meta_data = raw_app_meta_data || '{"role": "editor"}'
 where id = 'e0000000-0000-4000-8000-00000000000c';
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 update users set raw_app_meta_data = (select m from copy_c) || '{"provider": "github"}'
-where id = 'e0000000-0000-4000-8000-00000000000c';
-reset role;
-set local search_path = public, extensions;
+where id = 'e0000000-0000-4000-8000-00000000000c'
+$$);
 select is((select raw_app_meta_data ->> 'role' from auth.users where id = 'e0000000-0000-4000-8000-00000000000c'),
   'editor', 'a copy from before two stamped changes does not undo them');
 update auth.users set raw_app_meta_data = raw_app_meta_data || '{"role": "admin"}'

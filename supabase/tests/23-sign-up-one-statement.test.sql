@@ -2,6 +2,7 @@
 -- new user cannot have (a profile, an open error) is not looked up; when it is there
 -- after all, the sign-up takes the general path and still ends with the right profile.
 begin;
+\ir _helpers.psql
 select plan(6);
 
 -- An orphan profile: an import under session_replication_role = replica (no foreign
@@ -11,15 +12,13 @@ insert into public.users (id, email, name, role, provider)
 values ('e3000000-0000-4000-8000-000000000001', 'imported@example.com', 'Imported', 'admin', 'email');
 set local session_replication_role = origin;
 
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 insert into users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 values ('e3000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated', 'orphan@example.com',
         '{"provider": "github", "providers": ["github"]}', '{"full_name": "Signed Up Over An Orphan"}', now(), now()),
        ('e3000000-0000-4000-8000-000000000002', 'authenticated', 'authenticated', 'plain@example.com',
-        '{"provider": "email", "providers": ["email"], "role": "admin"}', '{"user_name": "plain"}', now(), now());
-reset role;
-set local search_path = public, extensions;
+        '{"provider": "email", "providers": ["email"], "role": "admin"}', '{"user_name": "plain"}', now(), now())
+$$);
 
 select results_eq(
   $$select email, name, role, provider from public.users where id = 'e3000000-0000-4000-8000-000000000001'$$,
@@ -37,13 +36,11 @@ select is((user_sync.status() ->> 'drifted')::int + (user_sync.status() ->> 'mis
 -- A sign-up's wait for a lock counts against the transaction's 2 s: the one-statement
 -- insert waits at most 10 ms, then the general path has what is left.
 set local user_sync.lock_budget_ms = '0';
-set local role supabase_auth_admin;
-set local search_path = auth;
+call tests.as_auth($$
 insert into users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
 values ('e3000000-0000-4000-8000-000000000003', 'authenticated', 'authenticated', 'nobudget@example.com',
-        '{"provider": "email", "providers": ["email"]}', '{"full_name": "No Budget Left"}', now(), now());
-reset role;
-set local search_path = public, extensions;
+        '{"provider": "email", "providers": ["email"]}', '{"full_name": "No Budget Left"}', now(), now())
+$$);
 select is((select name from public.users where id = 'e3000000-0000-4000-8000-000000000003'), 'No Budget Left',
   'a sign-up that finds nothing locked needs no budget: its profile is inserted with none left');
 select is(current_setting('user_sync.lock_budget_ms'), '0', 'and the budget is left as it was');

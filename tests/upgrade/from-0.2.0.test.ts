@@ -12,18 +12,13 @@
 //
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
-import { cluster } from "../_support/cluster.ts";
-import { asAuth, insertAuthUser, type Sql } from "../_support/db.ts";
+import { asAuth, insertAuthUser } from "../_support/db.ts";
 import {
-  endScenario,
+  assertEveryProfileHealed,
   healUntilComplete,
-  installRelease,
-  PORT,
-  pushToday,
-  PUSH_TODAY,
-  seedUsersWithoutProfile,
-  setupSteps,
+  leaveHealUnfinished,
   UNHEALED,
+  upgradeFrom,
 } from "./_released.ts";
 
 Deno.test({
@@ -31,98 +26,128 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const db = await cluster("pg-upgrade", PORT);
-    const work = await Deno.makeTempDir({ prefix: "user-sync-v0.2.0-" });
-    let sql: Sql | undefined;
-    const { step: setup, ok } = setupSteps(t);
-    const admin = () => sql!;
     const promoted = crypto.randomUUID();
     const member = crypto.randomUUID();
     let staleCopy: Record<string, unknown> = {};
-    try {
-      await setup("0.2.0 installed with supabase db push (every migration up to its last)", async () => {
-        sql = await installRelease(db, work, "0.2.0");
-      });
-
-      await setup("0.2.0's data: a role change it stamped, and GoTrue's copy of the metadata from before", async () => {
-        for (const id of [promoted, member]) {
-          await admin().begin((tx) =>
-            insertAuthUser(tx, { id, email: `${id}@example.test`, appMeta: { provider: "email", providers: ["email"] }, userMeta: { full_name: "Up Grade" } })
-          );
-        }
-        // GoTrue reads the metadata (its copy), then an admin promotes the user in SQL.
-        [{ app: staleCopy }] = await admin()`select raw_app_meta_data as app from auth.users where id = ${promoted}`;
-        await asAuth(admin(), (tx) => tx`
+    await upgradeFrom(t, "0.2.0", {
+      onRelease: async ({ admin, setup }) => {
+        await setup(
+          "0.2.0's data: a role change it stamped, and GoTrue's copy of the metadata from before",
+          async () => {
+            for (const id of [promoted, member]) {
+              await admin().begin((tx) =>
+                insertAuthUser(tx, {
+                  id,
+                  email: `${id}@example.test`,
+                  appMeta: { provider: "email", providers: ["email"] },
+                  userMeta: { full_name: "Up Grade" },
+                })
+              );
+            }
+            // GoTrue reads the metadata (its copy), then an admin promotes the user in SQL.
+            [{ app: staleCopy }] =
+              await admin()`select raw_app_meta_data as app from auth.users where id = ${promoted}`;
+            await asAuth(admin(), (tx) =>
+              tx`
           update users set raw_app_meta_data = raw_app_meta_data || '{"role": "admin"}' where id = ${promoted}`);
-        const [{ stamp, role }] = await admin()`
+            const [{ stamp, role }] = await admin()`
           select raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' as stamp, raw_app_meta_data ->> 'role' as role
           from auth.users where id = ${promoted}`;
-        assert.deepEqual({ stamp, role }, { stamp: "1", role: "admin" }, "0.2.0 stamped the role change");
-      });
+            assert.deepEqual(
+              { stamp, role },
+              { stamp: "1", role: "admin" },
+              "0.2.0 stamped the role change",
+            );
+          },
+        );
 
-      await setup(`0.2.0's data: ${UNHEALED.toLocaleString("en-US")} users without a profile, a heal left unfinished`, async () => {
-        await seedUsersWithoutProfile(admin(), UNHEALED);
-        const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
-        assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
-        const [{ missing }] = await admin()`select count(*)::int as missing from auth.users au
+        await setup(
+          `0.2.0's data: ${
+            UNHEALED.toLocaleString("en-US")
+          } users without a profile, a heal left unfinished`,
+          async () => {
+            await leaveHealUnfinished(admin());
+            const [{ missing }] = await admin()`select count(*)::int as missing from auth.users au
           where not exists (select 1 from public.users u where u.id = au.id)`;
-        assert.ok(missing > 0, "profiles are still missing");
-      });
-
-      await setup(PUSH_TODAY, () => pushToday(db, admin(), "0.2.0"));
-      if (!ok()) return;
-
-      await t.step("0.2.0's stamp still decides: GoTrue's stale copy written back keeps the admin", async () => {
-        const written = JSON.stringify({ ...staleCopy, providers: ["email", "google"] });
-        await asAuth(admin(), (tx) => tx`
+            assert.ok(missing > 0, "profiles are still missing");
+          },
+        );
+      },
+      afterUpgrade: async ({ admin }) => {
+        await t.step(
+          "0.2.0's stamp still decides: GoTrue's stale copy written back keeps the admin",
+          async () => {
+            const written = JSON.stringify({ ...staleCopy, providers: ["email", "google"] });
+            await asAuth(admin(), (tx) =>
+              tx`
           update users set raw_app_meta_data = ${written}::text::jsonb where id = ${promoted}`);
-        const [row] = await admin()`
+            const [row] = await admin()`
           select au.raw_app_meta_data ->> 'role' as auth_role, au.raw_app_meta_data -> 'providers' as auth_providers,
             p.role, p.providers
           from auth.users au join public.users p using (id) where au.id = ${promoted}`;
-        assert.deepEqual(
-          { ...row },
-          { auth_role: "admin", auth_providers: ["email", "google"], role: "admin", providers: ["email", "google"] },
-          "the admin is kept, the rest of the write lands and is mirrored at once",
+            assert.deepEqual(
+              { ...row },
+              {
+                auth_role: "admin",
+                auth_providers: ["email", "google"],
+                role: "admin",
+                providers: ["email", "google"],
+              },
+              "the admin is kept, the rest of the write lands and is mirrored at once",
+            );
+          },
         );
-      });
 
-      await t.step("the next role change is stamped after 0.2.0's", async () => {
-        await asAuth(admin(), (tx) => tx`
+        await t.step("the next role change is stamped after 0.2.0's", async () => {
+          await asAuth(admin(), (tx) =>
+            tx`
           update users set raw_app_meta_data = raw_app_meta_data || '{"role": "user"}' where id = ${promoted}`);
-        const [{ stamp, role }] = await admin()`
+          const [{ stamp, role }] = await admin()`
           select au.raw_app_meta_data -> 'user_sync_role_stamp' ->> 'v' as stamp, p.role
           from auth.users au join public.users p using (id) where au.id = ${promoted}`;
-        assert.deepEqual({ stamp, role }, { stamp: "2", role: "user" });
-      });
+          assert.deepEqual({ stamp, role }, { stamp: "2", role: "user" });
+        });
 
-      await t.step("the unfinished heal ends: bounded calls continue until complete, nothing missing", async () => {
-        const calls = await healUntilComplete(admin());
-        const [{ s }] = await admin()`select user_sync.status() as s`;
-        assert.deepEqual([s.missing, s.orphaned, s.drifted], [0, 0, 0], JSON.stringify(s));
-        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;
-        assert.equal(n, UNHEALED, `${n} of the ${UNHEALED} healed profiles, in ${calls} calls`);
-      });
+        await t.step(
+          "the unfinished heal ends: bounded calls continue until complete, nothing missing",
+          async () => {
+            await assertEveryProfileHealed(admin(), await healUntilComplete(admin()));
+          },
+        );
 
-      await t.step("a sign-in fires one trigger of ours and writes no profile; a metadata change syncs", async () => {
-        const triggers = await admin()`
+        await t.step(
+          "a sign-in fires one trigger of ours and writes no profile; a metadata change syncs",
+          async () => {
+            const triggers = await admin()`
           select t.tgname from pg_trigger t join pg_proc p on p.oid = t.tgfoid
           where t.tgrelid = 'auth.users'::regclass and not t.tgisinternal and (t.tgtype & 1) = 1
             and (t.tgtype & 16) <> 0 and p.pronamespace = 'user_sync'::regnamespace`;
-        assert.deepEqual(triggers.map((r) => r.tgname), ["user_sync_on_auth_user_update"]);
-        await asAuth(admin(), (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`); // the first
-        const [{ x: before }] = await admin()`select xmin::text as x from public.users where id = ${member}`;
-        await asAuth(admin(), (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`);
-        await asAuth(admin(), (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`);
-        const [{ x: after }] = await admin()`select xmin::text as x from public.users where id = ${member}`;
-        assert.equal(after, before, "the profile was not written by the later sign-ins");
-        await asAuth(admin(), (tx) => tx`
+            assert.deepEqual(triggers.map((r) => r.tgname), ["user_sync_on_auth_user_update"]);
+            await asAuth(
+              admin(),
+              (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`,
+            ); // the first
+            const [{ x: before }] =
+              await admin()`select xmin::text as x from public.users where id = ${member}`;
+            await asAuth(
+              admin(),
+              (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`,
+            );
+            await asAuth(
+              admin(),
+              (tx) => tx`update users set last_sign_in_at = now() where id = ${member}`,
+            );
+            const [{ x: after }] =
+              await admin()`select xmin::text as x from public.users where id = ${member}`;
+            assert.equal(after, before, "the profile was not written by the later sign-ins");
+            await asAuth(admin(), (tx) =>
+              tx`
           update users set raw_user_meta_data = raw_user_meta_data || '{"full_name": "Grade Up"}' where id = ${member}`);
-        const [{ name }] = await admin()`select name from public.users where id = ${member}`;
-        assert.equal(name, "Grade Up");
-      });
-    } finally {
-      await endScenario(db, work, sql);
-    }
+            const [{ name }] = await admin()`select name from public.users where id = ${member}`;
+            assert.equal(name, "Grade Up");
+          },
+        );
+      },
+    });
   },
 });

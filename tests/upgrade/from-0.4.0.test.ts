@@ -8,18 +8,13 @@
 //     a batch's insert skips the rows Auth holds instead of waiting for them).
 // Runs on its own cluster: USER_SYNC_UPGRADE_DB_PORT (54360), one file after another (_released.ts).
 import assert from "node:assert/strict";
-import { cluster } from "../_support/cluster.ts";
 import { connect, insertAuthUser, type Sql } from "../_support/db.ts";
 import {
-  endScenario,
+  assertEveryProfileHealed,
   healUntilComplete,
-  installRelease,
+  leaveHealUnfinished,
   PORT,
-  pushToday,
-  PUSH_TODAY,
-  seedUsersWithoutProfile,
-  setupSteps,
-  UNHEALED,
+  upgradeFrom,
 } from "./_released.ts";
 
 /** A sign-up as GoTrue writes it, on Auth's own connection (one session: its cached plans). */
@@ -38,48 +33,48 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const db = await cluster("pg-upgrade", PORT);
-    const work = await Deno.makeTempDir({ prefix: "user-sync-v0.4.0-" });
-    let sql: Sql | undefined;
     let auth: Sql | undefined;
-    const { step: setup, ok } = setupSteps(t);
-    const admin = () => sql!;
-    try {
-      await setup("0.4.0 installed with supabase db push (every migration up to its last)", async () => {
-        sql = await installRelease(db, work, "0.4.0");
-      });
+    await upgradeFrom(t, "0.4.0", {
+      onRelease: async ({ admin, setup, closeAtEnd }) => {
+        await setup(
+          "Auth's connection signs users up through 0.4.0's trigger; a heal stops unfinished",
+          async () => {
+            auth = closeAtEnd(
+              connect("supabase_auth_admin", { port: PORT, max: 1, app: "gotrue" }),
+            );
+            for (let k = 1; k <= 6; k++) {
+              await signUp(auth, `0a040000-0000-4000-8000-00000000000${k}`, `Before ${k}`);
+            }
+            const [{ n }] =
+              await admin()`select count(*)::int as n from public.users where name like 'Before %'`;
+            assert.equal(n, 6);
+            await leaveHealUnfinished(admin());
+          },
+        );
+      },
+      afterUpgrade: async ({ admin }) => {
+        await t.step(
+          "a sign-up on Auth's connection opened before the upgrade gets its profile at once",
+          async () => {
+            const id = "0a040000-0000-4000-8000-000000000007";
+            await signUp(auth!, id, "After");
+            const [p] =
+              await admin()`select name, role, provider from public.users where id = ${id}`;
+            assert.deepEqual({ ...p }, { name: "After", role: "user", provider: "email" });
+            const [{ n }] =
+              await admin()`select count(*)::int as n from user_sync.errors where resolved_at is null`;
+            assert.equal(n, 0, "no sync recorded as failed");
+          },
+        );
 
-      await setup("Auth's connection signs users up through 0.4.0's trigger; a heal stops unfinished", async () => {
-        auth = connect("supabase_auth_admin", { port: PORT, max: 1, app: "gotrue" });
-        for (let k = 1; k <= 6; k++) await signUp(auth, `0a040000-0000-4000-8000-00000000000${k}`, `Before ${k}`);
-        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Before %'`;
-        assert.equal(n, 6);
-        await seedUsersWithoutProfile(admin(), UNHEALED);
-        const [{ r }] = await admin()`select user_sync.reconcile(false, 'cron', 1) as r`;
-        assert.equal(r.complete, false, `one call of 1 ms leaves the heal unfinished: ${JSON.stringify(r)}`);
-      });
-
-      await setup(PUSH_TODAY, () => pushToday(db, admin(), "0.4.0"));
-      if (!ok()) return;
-
-      await t.step("a sign-up on Auth's connection opened before the upgrade gets its profile at once", async () => {
-        const id = "0a040000-0000-4000-8000-000000000007";
-        await signUp(auth!, id, "After");
-        const [p] = await admin()`select name, role, provider from public.users where id = ${id}`;
-        assert.deepEqual({ ...p }, { name: "After", role: "user", provider: "email" });
-        const [{ n }] = await admin()`select count(*)::int as n from user_sync.errors where resolved_at is null`;
-        assert.equal(n, 0, "no sync recorded as failed");
-      });
-
-      await t.step("the heal continues and ends with every profile in place, no error recorded", async () => {
-        const calls = await healUntilComplete(admin());
-        const [{ s }] = await admin()`select user_sync.status() as s`;
-        assert.deepEqual([s.missing, s.orphaned, s.drifted, s.open_errors], [0, 0, 0, 0], JSON.stringify(s));
-        const [{ n }] = await admin()`select count(*)::int as n from public.users where name like 'Heal %'`;
-        assert.equal(n, UNHEALED, `${n} of the ${UNHEALED} healed profiles, in ${calls} calls`);
-      });
-    } finally {
-      await endScenario(db, work, auth, sql);
-    }
+        await t.step(
+          "the heal continues and ends with every profile in place, no error recorded",
+          async () => {
+            const s = await assertEveryProfileHealed(admin(), await healUntilComplete(admin()));
+            assert.equal(s.open_errors, 0, JSON.stringify(s));
+          },
+        );
+      },
+    });
   },
 });
