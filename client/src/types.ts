@@ -41,8 +41,9 @@ export interface ListUsersResult {
   users: Profile[];
   /**
    * Number of users matching the filters: exact whenever anything is filtered; for an
-   * admin's unfiltered list of more than 100,000 profiles, the planner's row count
-   * (pg_class.reltuples, see `totalIsEstimate`), so that paging a million profiles stays fast.
+   * admin's unfiltered list of more than 100,000 profiles, the planner's estimate (the rows
+   * per page of the last ANALYZE times the table's pages now, see `totalIsEstimate`), so
+   * that paging a million profiles stays fast.
    */
   total: number;
   /** True when `total` is the planner's estimate rather than an exact count. */

@@ -23,7 +23,7 @@ grant select on user_sync.listed_profiles to authenticated, service_role;
 -- role, provider, soft-deleted or not, order, page; answers {users, total,
 -- total_is_estimate}. Security invoker: the caller's own rights decide (a user gets
 -- their own row). The total is exact when anything is filtered; for the whole table
--- of an admin above 100,000 rows it is the planner's row count (pg_class.reltuples).
+-- of an admin above 100,000 rows it is the planner's estimate (user_sync.estimated_rows).
 -- A short page is the last one, so a selective search costs one index scan, not two.
 -- The profiles themselves are read from public.users (by id, under RLS).
 -- -----------------------------------------------------------------------------
@@ -78,8 +78,8 @@ begin
   ) into v_ids;
 
   if v_pattern is null and p_role is null and p_provider is null and (select user_sync.is_admin()) then
-    select c.reltuples::bigint into v_total from pg_catalog.pg_class c where c.oid = 'public.users'::regclass;
-    v_estimate := v_total > 100000;
+    v_total := user_sync.estimated_rows('public.users');
+    v_estimate := coalesce(v_total > 100000, false);
   end if;
   if not v_estimate then
     if coalesce(cardinality(v_ids), 0) between 1 and p_limit - 1 or (v_ids is null and p_offset = 0) then

@@ -157,12 +157,9 @@ begin
     or v_last_full is null
     or v_last_full < now() - (select c.full_compare_every from user_sync.config c);
 
-  -- The planner's estimate, scaled to the table's current size as the planner does
-  -- (counted when the table was never analyzed or was empty then, up to 100,000).
-  select case when c.relpages > 0 and c.reltuples > 0 then
-           (c.reltuples / c.relpages * user_sync.reconcile_table_blocks(c.oid))::bigint
-         end into v_total
-  from pg_catalog.pg_class c where c.oid = 'auth.users'::regclass;
+  -- The planner's estimate (counted when the table was never analyzed or was empty
+  -- then, up to 100,000).
+  v_total := user_sync.estimated_rows('auth.users');
   if v_total is null then
     select count(*) into v_total from (select 1 from auth.users limit 100000) x;
     if v_total = 100000 then v_total := null; end if;

@@ -2,7 +2,7 @@
 -- literal matching, and that the search can use the trigram indexes (which a query on
 -- public.users under RLS cannot: ILIKE is not leakproof).
 begin;
-select plan(14);
+select plan(18);
 
 -- The plan of a query, as text.
 create function pg_temp.plan(q text) returns text language plpgsql as $f$
@@ -55,6 +55,28 @@ select matches(pg_temp.plan($$select v.id from user_sync.listed_profiles v where
   'users_email_trgm_idx', 'a search through the view uses the trigram index');
 select doesnt_match(pg_temp.plan($$select u.id from public.users u where u.email ilike '%lu-ann%'$$),
   'users_email_trgm_idx', 'the same search on public.users under RLS cannot (ILIKE is not leakproof)');
+reset role;
+
+-- The whole table's total, above 100,000 profiles, is the planner's estimate scaled to the
+-- table's size now: a bulk insert (a heal) shows at once, not after the next autovacuum.
+create table pg_temp.estimated (n integer, filler text);
+insert into pg_temp.estimated select g, repeat('x', 100) from generate_series(1, 10000) g;
+analyze pg_temp.estimated;
+insert into pg_temp.estimated select g, repeat('x', 100) from generate_series(1, 10000) g;
+select ok(user_sync.estimated_rows('pg_temp.estimated') between 19000 and 21000,
+  'rows estimated after a bulk insert since the last analyze: about 20,000 (the statistics say 10,000)');
+create table pg_temp.never_analyzed (n integer);
+select is(user_sync.estimated_rows('pg_temp.never_analyzed'), null, 'no estimate for a table never analyzed (counted instead)');
+-- public.users with the statistics of a large table that has half as many pages now (this
+-- transaction is rolled back): 300,000 rows then, about 150,000 now.
+update pg_catalog.pg_class
+set reltuples = 300000, relpages = 2 * pg_catalog.pg_relation_size('public.users') / pg_catalog.current_setting('block_size')::integer
+where oid = 'public.users'::regclass;
+set local role authenticated;
+set local request.jwt.claims = '{"sub": "e0000000-0000-4000-8000-00000000000c", "role": "authenticated"}';
+select is((public.list_users(p_limit => 1)->>'total')::bigint, 150000::bigint,
+  'an admin''s unfiltered total is the statistics'' rows per page times the pages the table has now');
+select is((public.list_users(p_limit => 1)->>'total_is_estimate')::boolean, true, 'and says so');
 reset role;
 
 select * from finish();
