@@ -157,12 +157,15 @@ begin
     or v_last_full is null
     or v_last_full < now() - (select c.full_compare_every from user_sync.config c);
 
-  -- The planner's estimate (counted when the table was never analyzed or was empty
-  -- then, up to 100,000).
+  -- The planner's estimate; where it has no statistics (never analyzed, or empty then),
+  -- counted up to 100,000, and sampled above (a bulk import, a restore), so that an
+  -- unfinished heal's progress has a total to go by.
   v_total := user_sync.estimated_rows('auth.users');
   if v_total is null then
     select count(*) into v_total from (select 1 from auth.users limit 100000) x;
-    if v_total = 100000 then v_total := null; end if;
+    if v_total = 100000 then
+      v_total := user_sync.sampled_rows('auth.users');
+    end if;
   end if;
 
   insert into user_sync.reconcile_progress as p (
