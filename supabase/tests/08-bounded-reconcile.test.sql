@@ -4,7 +4,7 @@
 -- start; a failing row is isolated and recorded while the rest of its batch goes
 -- through; the daily full comparison; the signature and its grants.
 begin;
-select plan(33);
+select plan(38);
 
 -- signature ----------------------------------------------------------------------------
 select function_returns('user_sync', 'reconcile', array['boolean', 'text', 'integer'], 'jsonb',
@@ -143,6 +143,37 @@ select ok((select (r ->> 'total')::bigint between 50000 and 200000
   'its total is estimated from a sample (about 100,000 users), not its own count; remaining is the rest');
 select ok((select (h ->> 'eta_seconds')::bigint > 0 from (select user_sync.heal_progress() as h) x),
   'heal_progress() gives a time left');
+-- a total estimated low (statistics from before a bulk insert) is raised to what the walk of
+-- auth.users has read, so the progress bar does not stand full while the walk goes on
+select is(user_sync.reconcile_walked_estimate(jsonb_populate_record(null::user_sync.reconcile_progress,
+    '{"phase": "auth", "examined": 1000, "walk_after": "(9,5)", "walk_blocks": 100}')), 10000::bigint,
+  'a walk that counted 1,000 users in the first 10 of its 100 pages says about 10,000');
+select is(user_sync.reconcile_walked_estimate(jsonb_populate_record(null::user_sync.reconcile_progress,
+    '{"phase": "profiles", "examined": 1000, "walk_after": "(9,5)", "walk_blocks": 100}')), null,
+  'no such estimate outside the walk of auth.users');
+
+-- statistics that say the tables are empty (analyzed while they were: a new install, tables
+-- emptied before an import) do not make a batch read whole indexes ---------------------------------
+update pg_catalog.pg_class set reltuples = 0, relpages = 1 where oid in ('auth.users'::regclass, 'public.users'::regclass);
+create temp table idx_before as
+  select s.idx_tup_fetch from pg_catalog.pg_stat_xact_user_tables s where s.relid = 'auth.users'::regclass;
+create temp table c8 as select user_sync.reconcile(false, 'test', 0) as r;
+select ok((select (r ->> 'examined')::bigint > (select (r ->> 'examined')::bigint from c7) from c8),
+  'the next call walks the next batch of the imported users');
+select cmp_ok(
+  (select s.idx_tup_fetch - (select b.idx_tup_fetch from pg_temp.idx_before b)
+   from pg_catalog.pg_stat_xact_user_tables s where s.relid = 'auth.users'::regclass),
+  '<', 10000::bigint,
+  'its lookups fetch a few thousand of the 100,000 auth users by index, not all of them');
+-- public.users holding far more profiles than its statistics say is analyzed by the next call
+insert into public.users (id, email)
+select au.id, au.email from auth.users au
+where au.email like 'imported%' and not exists (select 1 from public.users u where u.id = au.id)
+limit 5000;
+update pg_catalog.pg_class set reltuples = 0, relpages = 1 where oid = 'public.users'::regclass;
+select ok(user_sync.refresh_profile_statistics()
+    and (select c.reltuples >= 5000 from pg_catalog.pg_class c where c.oid = 'public.users'::regclass),
+  'statistics of public.users that say it is empty while it holds thousands of profiles are refreshed');
 
 select * from finish();
 rollback;
