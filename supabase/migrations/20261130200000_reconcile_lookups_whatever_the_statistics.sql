@@ -10,8 +10,8 @@
 --     autovacuum had analyzed the tables.
 --   * The walks' lookups are now a TID Scan and scans by the ids (id = any), no join, with
 --     sequential scans ruled out (reconcile_plan_auth, reconcile_plan_profiles,
---     reconcile_plan_deleted); and each reconcile call analyzes public.users first when a
---     sample shows ten times more profiles than its statistics say
+--     reconcile_plan_deleted); and each reconcile call analyzes public.users first when its
+--     statistics say less than a profile a page and a sample shows ten times more
 --     (user_sync.refresh_profile_statistics). auth.users belongs to Supabase Auth: only
 --     its owner may analyze it, and no lookup of ours depends on its statistics any more.
 -- Current definitions: supabase/schemas/80_reconcile.sql.
@@ -20,11 +20,12 @@
 -- Statistics of public.users that say it holds far fewer profiles than it does (analyzed
 -- while empty, or nearly: a new install, a table emptied before a heal, until autovacuum
 -- analyzes it again) make the planner read a whole index where a batch looks a few ids
--- up. Each reconcile call first compares them with a sample of the table
--- (user_sync.sampled_rows, a few milliseconds) and analyzes the table when it holds ten
--- times more than they say (ANALYZE reads a sample too: about a second at 10M profiles).
--- It waits at most 100 ms for the table's lock (an autovacuum holds it while it runs:
--- then autovacuum sees to the statistics). True when it analyzed.
+-- up. Each reconcile call checks them: when they say less than a profile a page (a
+-- profile takes under 300 bytes of an 8 kB page), it samples the table
+-- (user_sync.sampled_rows, a few milliseconds) and analyzes it when it holds ten times more
+-- than they say (ANALYZE reads a sample too: about a second at 10M profiles). It waits at
+-- most 100 ms for the table's lock (an autovacuum holds it while it runs: then autovacuum
+-- sees to the statistics). True when it analyzed.
 create or replace function user_sync.refresh_profile_statistics() returns boolean
 language plpgsql
 set search_path = ''
@@ -33,11 +34,12 @@ declare
   v_estimated numeric;
   v_lock_timeout text := current_setting('lock_timeout');
 begin
-  select case when c.reltuples >= 0 and c.relpages > 0 then
+  select case when c.reltuples >= 0 and c.relpages > 0 and c.reltuples < c.relpages then
            c.reltuples / c.relpages * user_sync.reconcile_table_blocks(c.oid) end
     into v_estimated
   from pg_catalog.pg_class c where c.oid = 'public.users'::regclass;
-  -- Never analyzed: the planner estimates from the table's size, which is right.
+  -- Never analyzed (the planner estimates from the table's size, which is right), or a
+  -- profile a page or more as they should: nothing to do, nothing read.
   if v_estimated is null or coalesce(user_sync.sampled_rows('public.users'), 0) <= 10 * v_estimated + 1000 then
     return false;
   end if;
