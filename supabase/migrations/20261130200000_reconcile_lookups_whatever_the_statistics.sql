@@ -14,6 +14,10 @@
 --     statistics say less than a profile a page and a sample shows ten times more
 --     (user_sync.refresh_profile_statistics). auth.users belongs to Supabase Auth: only
 --     its owner may analyze it, and no lookup of ours depends on its statistics any more.
+--   * A total estimated low (statistics from before a bulk insert, or a sample) showed a
+--     full progress bar while the walk of auth.users went on: an unfinished pass now also
+--     raises its total to what the walk has read says the table holds (rows per page
+--     times the pages it walks: user_sync.reconcile_walked_estimate).
 -- Current definitions: supabase/schemas/80_reconcile.sql.
 -- -----------------------------------------------------------------------------
 
@@ -35,7 +39,7 @@ declare
   v_lock_timeout text := current_setting('lock_timeout');
 begin
   select case when c.reltuples >= 0 and c.relpages > 0 and c.reltuples < c.relpages then
-           c.reltuples / c.relpages * user_sync.reconcile_table_blocks(c.oid) end
+           coalesce(user_sync.estimated_rows(c.oid), 0) end
     into v_estimated
   from pg_catalog.pg_class c where c.oid = 'public.users'::regclass;
   -- Never analyzed (the planner estimates from the table's size, which is right), or a
@@ -206,6 +210,21 @@ $$;
 comment on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) is
   'The next p_max users of the deletion log after p_after (upto: the last, null at the log''s end) and those still missing while their auth user stays, written before p_since.';
 revoke execute on function user_sync.reconcile_plan_deleted(uuid, xid8, integer) from public, anon, authenticated;
+
+-- How many auth users the walk of auth.users says the table holds: the users it counted
+-- so far per page walked, times the pages it walks. Null outside that walk.
+create or replace function user_sync.reconcile_walked_estimate(p_pass user_sync.reconcile_progress) returns bigint
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_pass.phase = 'auth' and p_pass.walk_after is not null and p_pass.walk_blocks > 0 then
+    round(p_pass.examined::numeric * p_pass.walk_blocks / ((p_pass.walk_after::text::point)[0] + 1))::bigint
+  end
+$$;
+comment on function user_sync.reconcile_walked_estimate(user_sync.reconcile_progress) is
+  'The auth users the walk of auth.users has read so far, scaled from the pages walked to all it walks; null outside that walk.';
+revoke execute on function user_sync.reconcile_walked_estimate(user_sync.reconcile_progress) from public, anon, authenticated;
 
 -- The entry point. Overlapping calls: the second returns {"skipped": true} at once.
 -- A dry run changes no profile and reports what it would do (a pass of its own).

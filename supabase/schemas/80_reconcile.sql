@@ -149,7 +149,7 @@ declare
   v_lock_timeout text := current_setting('lock_timeout');
 begin
   select case when c.reltuples >= 0 and c.relpages > 0 and c.reltuples < c.relpages then
-           c.reltuples / c.relpages * user_sync.reconcile_table_blocks(c.oid) end
+           coalesce(user_sync.estimated_rows(c.oid), 0) end
     into v_estimated
   from pg_catalog.pg_class c where c.oid = 'public.users'::regclass;
   -- Never analyzed (the planner estimates from the table's size, which is right), or a
